@@ -1,0 +1,1 @@
+"""Concrete engines behind ``decoding.Engine``."""

@@ -1,0 +1,225 @@
+"""The in-process vLLM engine (``AsyncLLM``) behind the ``decoding.Engine`` protocol.
+
+Quorum renders chat templates and tokenizes itself, then hands vLLM token ids: the prompt is
+tokenized once, its length is checked against the context before the engine sees it, and
+usage counts are exact. vLLM is imported lazily so the rest of the server (and its tests) load
+without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import uuid
+from collections.abc import AsyncIterator
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from decoding.engine import (
+    ChatPrompt,
+    EngineInfo,
+    FinishReason,
+    GenerationChunk,
+    Prompt,
+    SampleDelta,
+    SamplingSpec,
+    TokenLogprob,
+)
+from server.errors import EngineFailed, EngineUnavailable, InvalidRequest
+from server.settings import Settings
+
+if TYPE_CHECKING:
+    from vllm.outputs import CompletionOutput
+
+log = logging.getLogger(__name__)
+
+
+def configure_environment(settings: Settings) -> None:
+    """Set vLLM's environment defaults before it is imported (the user's own values win)."""
+    cores = os.cpu_count() or 1
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(settings.kv_cache_space_gib))
+    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", f"0-{cores - 1}")
+    os.environ.setdefault("VLLM_CACHE_ROOT", str(settings.cache_dir / "vllm"))
+    os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "0")
+    if settings.model is None or Path(settings.model).exists():
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def engine_version() -> str:
+    """The installed vLLM distribution and version (``vllm-cpu`` or ``vllm``)."""
+    for dist in ("vllm-cpu", "vllm"):
+        try:
+            return f"{dist} {metadata.version(dist)}"
+        except metadata.PackageNotFoundError:
+            continue
+    return "vllm unknown"
+
+
+def _finish_reason(reason: str | None) -> FinishReason | None:
+    if reason is None:
+        return None
+    if reason in ("length", "abort"):
+        return reason  # type: ignore[return-value]
+    return "stop"
+
+
+class VllmEngine:
+    """vLLM's async engine in this process; ``start`` and ``stop`` belong to the app lifespan."""
+
+    def __init__(self, settings: Settings, model_dir: Path) -> None:
+        self._settings = settings
+        self._model_dir = model_dir
+        self._engine: Any = None
+        self._tokenizer: Any = None
+        self._info = EngineInfo(
+            model=settings.model_name,
+            max_model_len=settings.max_model_len,
+            engine="vllm",
+            version=engine_version(),
+        )
+
+    @property
+    def info(self) -> EngineInfo:
+        """What this engine serves."""
+        return self._info
+
+    @property
+    def errored(self) -> bool:
+        """True once the engine core has died; the process should then be restarted."""
+        return bool(self._engine is not None and self._engine.errored)
+
+    async def start(self) -> None:
+        """Build the engine in a worker thread so the event loop keeps answering /health."""
+        configure_environment(self._settings)
+        self._engine = await asyncio.to_thread(self._build)
+        self._tokenizer = self._engine.get_tokenizer()
+
+    def _build(self) -> Any:
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.engine.async_llm_engine import AsyncLLMEngine
+        from vllm.platforms import current_platform
+
+        settings = self._settings
+        on_cpu = current_platform.is_cpu()
+        dtype = settings.dtype
+        if dtype == "auto" and on_cpu:
+            dtype = "float32"  # bfloat16 is slower on AVX2 CPUs (ENGINE-NOTES.md)
+        eager = settings.enforce_eager if settings.enforce_eager is not None else on_cpu
+        args = AsyncEngineArgs(
+            model=str(self._model_dir),
+            tokenizer=settings.tokenizer,
+            served_model_name=settings.model_name,
+            dtype=dtype,
+            max_model_len=settings.max_model_len,
+            enforce_eager=eager,
+            max_num_seqs=settings.max_num_seqs,
+            gpu_memory_utilization=settings.gpu_memory_utilization,
+            tensor_parallel_size=settings.tensor_parallel_size,
+            seed=settings.seed,
+            trust_remote_code=settings.trust_remote_code,
+            # Per-request seeds with chunked prefill kill the CPU engine (ENGINE-NOTES.md).
+            enable_chunked_prefill=False if on_cpu else None,
+            # Requests carry their own sampling parameters; the model folder's defaults do not
+            # silently change them.
+            generation_config="vllm",
+            disable_log_stats=True,
+        )
+        return AsyncLLMEngine.from_engine_args(args)
+
+    async def stop(self) -> None:
+        """Shut the engine and its worker processes down."""
+        if self._engine is not None:
+            engine, self._engine = self._engine, None
+            await asyncio.to_thread(engine.shutdown)
+
+    def _render(self, prompt: Prompt) -> list[int]:
+        if isinstance(prompt, ChatPrompt):
+            text = self._tokenizer.apply_chat_template(
+                list(prompt.messages), tokenize=False, add_generation_prompt=True
+            )
+            return list(self._tokenizer.encode(text, add_special_tokens=False))
+        return list(self._tokenizer.encode(prompt.text))
+
+    async def generate(
+        self, prompt: Prompt, spec: SamplingSpec, *, stream: bool
+    ) -> AsyncIterator[GenerationChunk]:
+        """Run one engine request of ``spec.n`` samples; closing the iterator aborts it."""
+        if self._engine is None:
+            raise EngineUnavailable("the engine is not running")
+        token_ids = await asyncio.to_thread(self._render, prompt)
+        limit = self._info.max_model_len
+        if len(token_ids) + spec.max_tokens > limit:
+            raise InvalidRequest(
+                f"This model's maximum context length is {limit} tokens. However, you "
+                f"requested {len(token_ids) + spec.max_tokens} tokens ({len(token_ids)} in "
+                f"the prompt, {spec.max_tokens} for the completion, max_tokens). Reduce the "
+                "prompt or max_tokens.",
+                param="max_tokens",
+                code="context_length_exceeded",
+            )
+        from vllm.inputs import TokensPrompt
+
+        params = self._sampling_params(spec, stream)
+        request_id = f"quorum-{uuid.uuid4().hex}"
+        outputs = self._engine.generate(
+            TokensPrompt(prompt_token_ids=token_ids), params, request_id
+        )
+        try:
+            async for out in outputs:
+                deltas = [self._delta(o, spec) for o in out.outputs]
+                yield GenerationChunk(prompt_tokens=len(token_ids), deltas=deltas)
+        except (InvalidRequest, EngineUnavailable):
+            raise
+        except ValueError as exc:
+            raise InvalidRequest(str(exc)) from exc
+        except Exception as exc:
+            if type(exc).__name__ == "EngineDeadError":
+                raise EngineFailed("the engine died while serving this request") from exc
+            raise
+        finally:
+            await outputs.aclose()
+
+    def _sampling_params(self, spec: SamplingSpec, stream: bool) -> Any:
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind
+
+        return SamplingParams(
+            n=spec.n,
+            temperature=spec.temperature,
+            top_p=spec.top_p,
+            top_k=spec.top_k if spec.top_k is not None else 0,
+            max_tokens=spec.max_tokens,
+            seed=spec.seed,
+            stop=list(spec.stop) or None,
+            presence_penalty=spec.presence_penalty,
+            frequency_penalty=spec.frequency_penalty,
+            logprobs=spec.logprobs,
+            output_kind=RequestOutputKind.DELTA if stream else RequestOutputKind.FINAL_ONLY,
+        )
+
+    def _delta(self, output: CompletionOutput, spec: SamplingSpec) -> SampleDelta:
+        logprobs: list[TokenLogprob] | None = None
+        if spec.logprobs is not None and output.logprobs is not None:
+            logprobs = []
+            for token_id, position in zip(output.token_ids, output.logprobs, strict=False):
+                chosen = position[token_id]
+                top = sorted(
+                    (lp for lp in position.values() if lp.rank is not None),
+                    key=lambda lp: lp.rank or 0,
+                )[: spec.logprobs]
+                logprobs.append(
+                    TokenLogprob(
+                        token=chosen.decoded_token or "",
+                        logprob=chosen.logprob,
+                        top=tuple((lp.decoded_token or "", lp.logprob) for lp in top),
+                    )
+                )
+        return SampleDelta(
+            index=output.index,
+            text=output.text,
+            token_count=len(output.token_ids),
+            logprobs=logprobs,
+            finish_reason=_finish_reason(output.finish_reason),
+        )

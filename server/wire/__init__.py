@@ -1,0 +1,1 @@
+"""Wire models: the JSON shapes on the HTTP boundary, importing only pydantic."""
