@@ -9,13 +9,14 @@ from collections.abc import AsyncIterator
 from decoding.engine import (
     ChatPrompt,
     Engine,
+    EngineInfo,
     GenerationChunk,
     Sample,
     SamplingSpec,
     TokenLogprob,
     fold,
 )
-from server import sse
+from server import __version__, sse
 from server.wire.chat import (
     ChatChoice,
     ChatCompletion,
@@ -64,13 +65,18 @@ def chat_logprobs(tokens: list[TokenLogprob] | None) -> ChoiceLogprobs | None:
     )
 
 
+def fingerprint(info: EngineInfo) -> str:
+    """OpenAI's ``system_fingerprint``: which backend produced this, for replay checks."""
+    return f"quorum-{__version__}/{info.engine}-{info.version}".replace(" ", "-")
+
+
 def completion_id() -> str:
     """A fresh OpenAI-style id."""
     return f"chatcmpl-{uuid.uuid4().hex}"
 
 
 def chat_response(
-    samples: list[Sample], prompt_tokens: int, model: str, *, with_logprobs: bool
+    samples: list[Sample], prompt_tokens: int, model: str, fingerprint: str, *, with_logprobs: bool
 ) -> ChatCompletion:
     """A ``chat.completion`` from finished samples."""
     completion_tokens = sum(s.token_count for s in samples)
@@ -92,6 +98,7 @@ def chat_response(
             completion_tokens=completion_tokens,
             total_tokens=prompt_tokens + completion_tokens,
         ),
+        system_fingerprint=fingerprint,
     )
 
 
@@ -102,19 +109,35 @@ async def complete_chat(
     chunks = [c async for c in engine.generate(prompt, spec, stream=False)]
     generation = fold(chunks, spec.n)
     return chat_response(
-        generation.samples, generation.prompt_tokens, model, with_logprobs=spec.logprobs is not None
+        generation.samples,
+        generation.prompt_tokens,
+        model,
+        fingerprint(engine.info),
+        with_logprobs=spec.logprobs is not None,
     )
 
 
 async def stream_chat(
-    chunks: AsyncIterator[GenerationChunk], spec: SamplingSpec, model: str, *, include_usage: bool
+    chunks: AsyncIterator[GenerationChunk],
+    spec: SamplingSpec,
+    model: str,
+    fingerprint: str,
+    *,
+    include_usage: bool,
 ) -> AsyncIterator[str]:
     """SSE events of a chat stream: a role chunk per choice, content deltas, optional usage."""
     cid, created = completion_id(), int(time.time())
 
     def chunk(choices: list[ChunkChoice], usage: Usage | None = None) -> str:
         return sse.event(
-            ChatCompletionChunk(id=cid, created=created, model=model, choices=choices, usage=usage)
+            ChatCompletionChunk(
+                id=cid,
+                created=created,
+                model=model,
+                choices=choices,
+                usage=usage,
+                system_fingerprint=fingerprint,
+            )
         )
 
     yield chunk(

@@ -20,6 +20,7 @@ from decoding.engine import (
     fold,
 )
 from server import sse
+from server.chat_service import fingerprint
 from server.wire.common import Usage
 from server.wire.completions import Completion, CompletionChoice, CompletionLogprobs
 
@@ -94,6 +95,7 @@ async def complete_text(
         id=_new_id(),
         created=int(time.time()),
         model=model,
+        system_fingerprint=fingerprint(engine.info),
         choices=choices,
         usage=_usage(prompt_tokens, completion_tokens),
     )
@@ -110,7 +112,20 @@ async def stream_text(
     include_usage: bool,
 ) -> AsyncIterator[str]:
     """SSE events of a completions stream; prompts run one after another (``first`` is primed)."""
-    cid, created = _new_id(), int(time.time())
+    cid, created, fp = _new_id(), int(time.time()), fingerprint(engine.info)
+
+    def chunk(choices: list[CompletionChoice], usage: Usage | None = None) -> str:
+        return sse.event(
+            Completion(
+                id=cid,
+                created=created,
+                model=model,
+                choices=choices,
+                usage=usage,
+                system_fingerprint=fp,
+            )
+        )
+
     prompt_tokens = completion_tokens = 0
     for p, text in enumerate(prompts):
         chunks = (
@@ -121,16 +136,11 @@ async def stream_text(
         offsets = [len(text) if echo else 0] * spec.n
         prompt_tokens_of_this = 0
         if echo:
-            yield sse.event(
-                Completion(
-                    id=cid,
-                    created=created,
-                    model=model,
-                    choices=[
-                        CompletionChoice(index=p * spec.n + i, text=text, finish_reason=None)
-                        for i in range(spec.n)
-                    ],
-                )
+            yield chunk(
+                [
+                    CompletionChoice(index=p * spec.n + i, text=text, finish_reason=None)
+                    for i in range(spec.n)
+                ]
             )
         async for step in chunks:
             prompt_tokens_of_this = step.prompt_tokens
@@ -148,15 +158,7 @@ async def stream_text(
                     )
                 )
                 offsets[d.index] += len(d.text)
-            yield sse.event(Completion(id=cid, created=created, model=model, choices=choices))
+            yield chunk(choices)
         prompt_tokens += prompt_tokens_of_this
     if include_usage:
-        yield sse.event(
-            Completion(
-                id=cid,
-                created=created,
-                model=model,
-                choices=[],
-                usage=_usage(prompt_tokens, completion_tokens),
-            )
-        )
+        yield chunk([], _usage(prompt_tokens, completion_tokens))

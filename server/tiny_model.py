@@ -32,21 +32,29 @@ CHAT_TEMPLATE = (
 
 __all__ = ["CHAT_TEMPLATE", "MAX_MODEL_LEN", "build_tiny_model"]
 
-_WORDS = ["the", "a", "an", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "answer", "question", "number", "sum", "total", "is", "are", "was", "be", "add", "plus", "minus", "times", "equals", "what", "how", "many", "much", "so", "then", "therefore", "because", "final", "model", "server", "engine", "vote", "sample", "token", "text", "reply", "user", "assistant", "system", "think", "step", "first", "next", "last", "apple", "apples", "box", "boxes", "cat", "dog", "bird", "tree", "river", "stone", "light", "water", "red", "green", "blue", "small", "big", "left", "right", "up", "down", "in", "on", "of", "to", "and", "or", "not", "with", "for", "from", "by", "at", "as", "it", "this", "that", "we", "you", "they"]
+_WORDS = (
+    "the a an one two three four five six seven eight nine ten answer question number sum total "
+    "is are was be add plus minus times equals what how many much so then therefore because final "
+    "model server engine vote sample token text reply user assistant system think step first next "
+    "last apple apples box boxes cat dog bird tree river stone light water red green blue small "
+    "big left right up down in on of to and or not with for from by at as it this that we you they"
+)
 
 
 def _training_text(seed: int = SEED) -> Iterator[str]:
     """A few KB of English-like lines, arithmetic and chat turns; the same on every run."""
     rng = random.Random(seed)
+    vocabulary = _WORDS.split(" ")
     for _ in range(400):
-        words = [rng.choice(_WORDS) for _ in range(rng.randint(4, 14))]
+        words = [rng.choice(vocabulary) for _ in range(rng.randint(4, 14))]
         yield " ".join(words).capitalize() + rng.choice((".", "?", "!", ","))
     for _ in range(300):
         a, b = rng.randint(0, 999), rng.randint(0, 999)
         yield f"What is {a} + {b}? {a} + {b} = {a + b}. The answer is {a + b}."
     for _ in range(50):
-        question = " ".join(rng.choice(_WORDS) for _ in range(6))
-        yield f"{IM_START}user\n{question}?{EOS_TOKEN}\n{IM_START}assistant\n{question}.{EOS_TOKEN}\n"
+        question = " ".join(rng.choice(vocabulary) for _ in range(6))
+        user = f"{IM_START}user\n{question}?{EOS_TOKEN}\n"
+        yield f"{user}{IM_START}assistant\n{question}.{EOS_TOKEN}\n"
 
 
 def _train_tokenizer() -> object:
@@ -65,7 +73,7 @@ def _train_tokenizer() -> object:
         show_progress=False,
     )
     backend.train_from_iterator(_training_text(), trainer)
-    return PreTrainedTokenizerFast(
+    return PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=backend,
         bos_token=BOS_TOKEN,
         eos_token=EOS_TOKEN,
@@ -97,9 +105,10 @@ def _write_tiny_model(dest: Path) -> None:
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(SEED)
-        model = LlamaForCausalLM(config).to(torch.float32)
-    # Only token ids: sampling defaults here would become vLLM's defaults (generation_config="auto").
-    model.generation_config = GenerationConfig(
+        model = LlamaForCausalLM(config)  # type: ignore[no-untyped-call]
+    model.float()  # type: ignore[no-untyped-call]  # in place; the global default dtype might not be float32
+    # Only token ids: sampling fields here would become vLLM's defaults (generation_config="auto").
+    model.generation_config = GenerationConfig(  # type: ignore[no-untyped-call]
         bos_token_id=config.bos_token_id,
         eos_token_id=config.eos_token_id,
         pad_token_id=config.pad_token_id,
@@ -110,4 +119,5 @@ def _write_tiny_model(dest: Path) -> None:
 
 def build_tiny_model(dest: Path) -> Path:
     """Build the tiny model into ``dest`` once (atomically) and return ``dest``; a few seconds."""
-    return build_once(Path(dest), _write_tiny_model, {"tiny_model_version": TINY_MODEL_VERSION, "seed": SEED})
+    meta: dict[str, object] = {"tiny_model_version": TINY_MODEL_VERSION, "seed": SEED}
+    return build_once(Path(dest), _write_tiny_model, meta)

@@ -16,6 +16,7 @@ from server import sse
 from server.chat_service import (
     chat_prompt,
     complete_chat,
+    fingerprint,
     logprobs_requested,
     stream_chat,
 )
@@ -83,7 +84,7 @@ async def run_chat(
         return await complete_chat(engine, prompt, spec, model)
     chunks = await sse.primed(engine.generate(prompt, spec, stream=True))
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    events = stream_chat(chunks, spec, model, include_usage=include_usage)
+    events = stream_chat(chunks, spec, model, fingerprint(engine.info), include_usage=include_usage)
     return StreamingResponse(sse.with_done(events), media_type="text/event-stream")
 
 

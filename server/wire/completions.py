@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 from server.wire.common import Penalty, StreamOptions, Temperature, TopP, Usage
 
@@ -62,3 +68,11 @@ class Completion(BaseModel):
     choices: list[CompletionChoice]
     usage: Usage | None = None
     system_fingerprint: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _drop_null_usage(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # OpenAI's schema has no null usage: stream chunks before the last leave it out.
+        data: dict[str, Any] = handler(self)
+        if data.get("usage") is None:
+            data.pop("usage", None)
+        return data

@@ -1,0 +1,39 @@
+"""Validate responses against OpenAI's own schemas (tests/reference, extracted from the spec)."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+SCHEMAS = Path(__file__).parent / "reference" / "openai-schemas.json"
+
+
+def _nullable_to_31(node: Any) -> Any:
+    """The spec still says ``nullable: true`` (OpenAPI 3.0); JSON Schema needs ``null`` allowed."""
+    if isinstance(node, list):
+        return [_nullable_to_31(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    node = {k: _nullable_to_31(v) for k, v in node.items()}
+    if node.pop("nullable", False):
+        return {"anyOf": [node, {"type": "null"}]}
+    return node
+
+
+@cache
+def _definitions() -> dict[str, Any]:
+    schemas = json.loads(SCHEMAS.read_text())["schemas"]
+    text = json.dumps(_nullable_to_31(schemas)).replace("#/components/schemas/", "#/$defs/")
+    definitions: dict[str, Any] = json.loads(text)
+    return definitions
+
+
+def validate(payload: Any, schema_name: str) -> None:
+    """Raise ``jsonschema.ValidationError`` unless payload matches OpenAI's named schema."""
+    definitions = _definitions()
+    schema = {"$defs": definitions, "$ref": f"#/$defs/{schema_name}"}
+    jsonschema.validate(payload, schema, cls=jsonschema.Draft202012Validator)
