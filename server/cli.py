@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -50,9 +51,13 @@ def model_folder(settings: Settings) -> Path:
     return prepare_embedded_model(settings.cache_dir)
 
 
+def _exit_cleanly(signum: int, _frame: object) -> None:
+    raise SystemExit(0)
+
+
 def serve(args: list[str]) -> int:
     """Start the HTTP server on the in-process vLLM engine."""
-    settings = Settings(_cli_parse_args=args)  # type: ignore[call-arg]
+    settings = Settings(_cli_parse_args=args)
     configure_logging(settings.log_level)
     import uvicorn
 
@@ -61,6 +66,10 @@ def serve(args: list[str]) -> int:
 
     engine = VllmEngine(settings, model_folder(settings))
     app = create_app(settings, engine)
+    # uvicorn drains on SIGTERM/SIGINT, then re-raises the signal under the previous handler:
+    # make that handler a clean exit, so a requested shutdown ends with status 0.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _exit_cleanly)
     uvicorn.run(
         app,
         host=settings.host,

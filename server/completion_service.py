@@ -9,6 +9,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from typing import Literal
 
 from decoding.engine import (
     Engine,
@@ -46,7 +47,7 @@ def completion_logprobs(
     )
 
 
-def _finish(reason: str | None) -> str | None:
+def _finish(reason: str | None) -> Literal["stop", "length"] | None:
     if reason is None:
         return None
     return "length" if reason == "length" else "stop"
@@ -88,7 +89,7 @@ async def complete_text(
                     logprobs=completion_logprobs(s.logprobs, len(prefix))
                     if spec.logprobs is not None
                     else None,
-                    finish_reason=_finish(s.finish_reason),  # type: ignore[arg-type]
+                    finish_reason=_finish(s.finish_reason),
                 )
             )
     return Completion(
@@ -154,7 +155,7 @@ async def stream_text(
                         logprobs=completion_logprobs(d.logprobs, offsets[d.index])
                         if spec.logprobs is not None
                         else None,
-                        finish_reason=_finish(d.finish_reason),  # type: ignore[arg-type]
+                        finish_reason=_finish(d.finish_reason),
                     )
                 )
                 offsets[d.index] += len(d.text)

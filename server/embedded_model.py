@@ -197,6 +197,7 @@ def _convert_gguf(gguf_path: Path, dest: Path) -> None:
         pad_token_id=tokenizer.pad_token_id,
     )
     model.save_pretrained(dest)
+    tokenizer.model_max_length = config.max_position_embeddings  # GGUF leaves it "unlimited"
     tokenizer.save_pretrained(dest)
     _drop_load_kwargs(dest / "tokenizer_config.json")
 

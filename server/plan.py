@@ -28,8 +28,9 @@ def resolve_mode(requested: str | None, served_name: str, default: Mode = "plain
     name, sep, suffix = requested.partition(":")
     if name == served_name and not sep:
         return default
-    if name == served_name and suffix in MODE_SUFFIXES:
-        return suffix  # type: ignore[return-value]
+    for mode in MODE_SUFFIXES:
+        if name == served_name and suffix == mode:
+            return mode
     raise ModelNotFound(
         f"The model '{requested[:200]}' does not exist. This server serves '{served_name}', "
         f"'{served_name}:creative' and '{served_name}:precise'.",

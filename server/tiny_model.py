@@ -10,8 +10,12 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from server.embedded_model import build_once
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
 
 TINY_MODEL_VERSION = 1
 SEED = 1234
@@ -57,7 +61,7 @@ def _training_text(seed: int = SEED) -> Iterator[str]:
         yield f"{user}{IM_START}assistant\n{question}.{EOS_TOKEN}\n"
 
 
-def _train_tokenizer() -> object:
+def _train_tokenizer() -> PreTrainedTokenizerFast:
     """Train a byte-level BPE offline and wrap it as a transformers fast tokenizer."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -89,7 +93,7 @@ def _write_tiny_model(dest: Path) -> None:
 
     tokenizer = _train_tokenizer()
     config = LlamaConfig(
-        vocab_size=len(tokenizer),  # type: ignore[arg-type]
+        vocab_size=len(tokenizer),
         hidden_size=128,
         intermediate_size=256,
         num_hidden_layers=2,
@@ -97,16 +101,17 @@ def _write_tiny_model(dest: Path) -> None:
         num_key_value_heads=2,  # grouped-query attention, as real models use
         head_dim=32,
         max_position_embeddings=MAX_MODEL_LEN,
-        bos_token_id=tokenizer.bos_token_id,  # type: ignore[attr-defined]
-        eos_token_id=tokenizer.eos_token_id,  # type: ignore[attr-defined]
-        pad_token_id=tokenizer.pad_token_id,  # type: ignore[attr-defined]
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=False,
         dtype="float32",
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(SEED)
         model = LlamaForCausalLM(config)  # type: ignore[no-untyped-call]
-    model.float()  # type: ignore[no-untyped-call]  # in place; the global default dtype might not be float32
+    # In place: the process-wide default dtype might not be float32.
+    model.float()  # type: ignore[no-untyped-call]
     # Only token ids: sampling fields here would become vLLM's defaults (generation_config="auto").
     model.generation_config = GenerationConfig(  # type: ignore[no-untyped-call]
         bos_token_id=config.bos_token_id,
@@ -114,7 +119,7 @@ def _write_tiny_model(dest: Path) -> None:
         pad_token_id=config.pad_token_id,
     )
     model.save_pretrained(dest)
-    tokenizer.save_pretrained(dest)  # type: ignore[attr-defined]
+    tokenizer.save_pretrained(dest)
 
 
 def build_tiny_model(dest: Path) -> Path:

@@ -9,8 +9,11 @@ without it.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from importlib import metadata
@@ -25,6 +28,7 @@ from decoding.engine import (
     Prompt,
     SampleDelta,
     SamplingSpec,
+    TextPrompt,
     TokenLogprob,
 )
 from server.errors import EngineFailed, EngineUnavailable, InvalidRequest
@@ -36,9 +40,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def configure_environment(settings: Settings) -> None:
-    """Set vLLM's environment defaults before it is imported (the user's own values win)."""
+def configure_environment(settings: Settings, run_dir: Path) -> None:
+    """Set vLLM's environment defaults before it is imported (the user's own values win).
+
+    ``run_dir`` is this process's private temporary folder: vLLM leaves socket files in the
+    temporary folder at every start, so each server gets one and removes it at exit.
+    """
     cores = os.cpu_count() or 1
+    os.environ["TMPDIR"] = str(run_dir)
+    tempfile.tempdir = None  # re-read TMPDIR
+    # The CPU backend compiles a kernel with g++ at the first logprobs request: keep its cache.
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(settings.cache_dir / "inductor"))
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(settings.kv_cache_space_gib))
     os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", f"0-{cores - 1}")
     os.environ.setdefault("VLLM_CACHE_ROOT", str(settings.cache_dir / "vllm"))
@@ -73,6 +85,7 @@ class VllmEngine:
         self._model_dir = model_dir
         self._engine: Any = None
         self._tokenizer: Any = None
+        self._run_dir: Path | None = None
         self._info = EngineInfo(
             model=settings.model_name,
             max_model_len=settings.max_model_len,
@@ -91,10 +104,17 @@ class VllmEngine:
         return bool(self._engine is not None and self._engine.errored)
 
     async def start(self) -> None:
-        """Build the engine in a worker thread so the event loop keeps answering /health."""
-        configure_environment(self._settings)
+        """Build the engine in a worker thread (the event loop keeps answering /health), then
+        warm it up: the first logprobs request compiles a CPU kernel for several seconds, and
+        readiness means no user request pays for that."""
+        self._settings.cache_dir.mkdir(parents=True, exist_ok=True)
+        self._run_dir = Path(tempfile.mkdtemp(prefix="quorum-run-"))
+        configure_environment(self._settings, self._run_dir)
         self._engine = await asyncio.to_thread(self._build)
         self._tokenizer = self._engine.get_tokenizer()
+        warmup = SamplingSpec(n=1, temperature=0.0, max_tokens=1, logprobs=1)
+        async for _ in self.generate(TextPrompt("warm up"), warmup, stream=False):
+            pass
 
     def _build(self) -> Any:
         from vllm.engine.arg_utils import AsyncEngineArgs
@@ -129,10 +149,16 @@ class VllmEngine:
         return AsyncLLMEngine.from_engine_args(args)
 
     async def stop(self) -> None:
-        """Shut the engine and its worker processes down."""
+        """Shut the engine and its worker processes down, and remove the temporary folder."""
         if self._engine is not None:
             engine, self._engine = self._engine, None
             await asyncio.to_thread(engine.shutdown)
+            # AsyncLLM.__del__ would shut down again at interpreter exit, after its modules
+            # are gone; drop the last reference while they still exist.
+            del engine
+            gc.collect()
+        if self._run_dir is not None:
+            shutil.rmtree(self._run_dir, ignore_errors=True)
 
     def _render(self, prompt: Prompt) -> list[int]:
         if isinstance(prompt, ChatPrompt):
@@ -159,9 +185,14 @@ class VllmEngine:
                 param="max_tokens",
                 code="context_length_exceeded",
             )
+        from vllm.exceptions import VLLMClientError
         from vllm.inputs import TokensPrompt
+        from vllm.v1.engine.exceptions import EngineDeadError
 
-        params = self._sampling_params(spec, stream)
+        try:
+            params = self._sampling_params(spec, stream)
+        except (VLLMClientError, ValueError) as exc:  # e.g. n > 1 with temperature 0
+            raise InvalidRequest(str(exc)[:500]) from exc
         request_id = f"quorum-{uuid.uuid4().hex}"
         outputs = self._engine.generate(
             TokensPrompt(prompt_token_ids=token_ids), params, request_id
@@ -170,14 +201,10 @@ class VllmEngine:
             async for out in outputs:
                 deltas = [self._delta(o, spec) for o in out.outputs]
                 yield GenerationChunk(prompt_tokens=len(token_ids), deltas=deltas)
-        except (InvalidRequest, EngineUnavailable):
-            raise
-        except ValueError as exc:
-            raise InvalidRequest(str(exc)) from exc
-        except Exception as exc:
-            if type(exc).__name__ == "EngineDeadError":
-                raise EngineFailed("the engine died while serving this request") from exc
-            raise
+        except (VLLMClientError, ValueError) as exc:
+            raise InvalidRequest(str(exc)[:500]) from exc
+        except EngineDeadError as exc:
+            raise EngineFailed("the engine died while serving this request") from exc
         finally:
             await outputs.aclose()
 
@@ -204,6 +231,8 @@ class VllmEngine:
         if spec.logprobs is not None and output.logprobs is not None:
             logprobs = []
             for token_id, position in zip(output.token_ids, output.logprobs, strict=False):
+                if position is None:
+                    continue
                 chosen = position[token_id]
                 top = sorted(
                     (lp for lp in position.values() if lp.rank is not None),

@@ -1,0 +1,57 @@
+"""Real servers on the real vLLM CPU engine: one process per model per test session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import openai
+import pytest
+
+from server.embedded_model import DEFAULT_MODEL_NAME, default_cache_dir
+from server.tiny_model import build_tiny_model
+from tests.e2e.server_process import ServerProcess
+
+TINY = "tiny-llama"
+
+
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Logs and vLLM's temporary files for this session."""
+    return tmp_path_factory.mktemp("e2e")
+
+
+def _serve(args: list[str], run_dir: Path, name: str) -> Iterator[ServerProcess]:
+    server = ServerProcess(args, run_dir / f"{name}.log", env={"TMPDIR": str(run_dir)})
+    print(f"\n[e2e] {name} ready in {server.started_s:.1f} s")
+    yield server
+    code = server.stop()
+    assert code == 0, f"{name} did not exit cleanly on SIGTERM ({code}):\n{server.log_tail()}"
+    assert not server.live_group_members(), f"{name} left engine processes behind"
+
+
+@pytest.fixture(scope="session")
+def tiny_server(run_dir: Path) -> Iterator[ServerProcess]:
+    """A server on a tiny random Llama built locally: protocol behaviour, fast."""
+    model = build_tiny_model(default_cache_dir() / "test-models" / "tiny-llama")
+    yield from _serve(
+        ["--model", str(model), "--served-name", TINY, "--max-model-len", "512"], run_dir, TINY
+    )
+
+
+@pytest.fixture(scope="session")
+def smol_server(run_dir: Path) -> Iterator[ServerProcess]:
+    """A server on the embedded default model (SmolLM2-135M-Instruct), as a user starts it."""
+    yield from _serve(["--max-model-len", "1024"], run_dir, DEFAULT_MODEL_NAME)
+
+
+@pytest.fixture
+def tiny(tiny_server: ServerProcess) -> openai.OpenAI:
+    """The official client on the tiny-model server."""
+    return openai.OpenAI(api_key="unused", base_url=f"{tiny_server.base_url}/v1", max_retries=0)
+
+
+@pytest.fixture
+def smol(smol_server: ServerProcess) -> openai.OpenAI:
+    """The official client on the embedded-model server."""
+    return openai.OpenAI(api_key="unused", base_url=f"{smol_server.base_url}/v1", max_retries=0)
