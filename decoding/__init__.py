@@ -1,0 +1,81 @@
+"""Pure decoding logic: the engine protocol, and precise mode (self-consistency) over it.
+
+Knows nothing of HTTP or vLLM; imports only the standard library and math-verify.
+"""
+
+from decoding.engine import (
+    ChatPrompt,
+    Engine,
+    EngineInfo,
+    FinishReason,
+    Generation,
+    GenerationChunk,
+    Prompt,
+    Sample,
+    SampleDelta,
+    SamplingSpec,
+    TextPrompt,
+    TokenLogprob,
+    collect,
+    fold,
+)
+from decoding.equivalence import ANSWER_FORMATS, AnswerFormat, AnswerNormalizer, Canonical
+from decoding.extraction import extract_answer
+from decoding.self_consistency import (
+    BudgetReason,
+    ConsistencyPlan,
+    ConsistencyResult,
+    ProgressHook,
+    RoundProgress,
+    SampleRecord,
+    self_consistency,
+)
+from decoding.stopping import (
+    BetaStopping,
+    StoppingRule,
+    WindowStopping,
+    beta_confidence,
+    beta_confidence_exact,
+)
+from decoding.symbolic import warm_up
+from decoding.voting import AbstainCode, Ballot, VoteGroup, VoteResult, vote
+
+__all__ = [
+    "ANSWER_FORMATS",
+    "AbstainCode",
+    "AnswerFormat",
+    "AnswerNormalizer",
+    "Ballot",
+    "BetaStopping",
+    "BudgetReason",
+    "Canonical",
+    "ChatPrompt",
+    "ConsistencyPlan",
+    "ConsistencyResult",
+    "Engine",
+    "EngineInfo",
+    "FinishReason",
+    "Generation",
+    "GenerationChunk",
+    "ProgressHook",
+    "Prompt",
+    "RoundProgress",
+    "Sample",
+    "SampleDelta",
+    "SampleRecord",
+    "SamplingSpec",
+    "StoppingRule",
+    "TextPrompt",
+    "TokenLogprob",
+    "VoteGroup",
+    "VoteResult",
+    "WindowStopping",
+    "beta_confidence",
+    "beta_confidence_exact",
+    "collect",
+    "extract_answer",
+    "fold",
+    "self_consistency",
+    "vote",
+    "warm_up",
+]

@@ -1,0 +1,215 @@
+"""Find the final answer in a sample's text, by ``answer_format``.
+
+Formats ``auto``/``number``/``math`` share one cascade, strongest marker first: the last
+``\\boxed{...}`` (nested braces) > the last "answer is ..." or GSM8K "#### ..." > the last
+"Answer: ..." line > the last number in the text. ``choice`` looks for an option letter A-E,
+``text`` falls back to the last non-empty line, ``code`` takes the last fenced block and ``json``
+the last fenced JSON block or the last parseable ``{...}`` object.
+
+Work is bounded: only the last ``MAX_SCAN_CHARS`` (``MAX_BLOCK_SCAN_CHARS`` for code and JSON) of a
+sample are examined, every regex is linear, and JSON decoding tries at most ``_MAX_JSON_STARTS``
+candidate braces, so a 1 MB runaway sample costs about as much as a normal one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from decoding.equivalence import AnswerFormat, looks_symbolic, parse_number
+
+MAX_SCAN_CHARS = 16_384
+MAX_BLOCK_SCAN_CHARS = 65_536
+MAX_ANSWER_CHARS = 512
+_MAX_JSON_STARTS = 512
+_MAX_BOXES_TRIED = 8
+
+_BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_ANSWER_IS = re.compile(r"answer\s+is[ \t]*:?\s*([^\n]+)", re.IGNORECASE)
+_HASHES = re.compile(r"####[ \t]*([^\n]+)")
+_ANSWER_LINE = re.compile(
+    r"^[ \t>#*_]*(?:final[ \t]+)?answer[ \t*_]*[:：][ \t]*([^\n]*)$", re.IGNORECASE | re.MULTILINE
+)
+_NUMBER = re.compile(r"(?<![\w.])[-−]?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?(?:/\d+)?")
+_SENTENCE_END = re.compile(r"\.(?:\s|$)|;|\s[-–—]\s|\s(?:because|since|which|so)\s", re.IGNORECASE)
+_MATH_DELIMITERS = (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$"))
+_LETTER = r"(?:\(([A-Ea-e])\)|\b([A-E])\b)"
+_CHOICE_MARKED = re.compile(r"(?i:answer)(?:\s+(?i:is)\b)?[\s:*]*(?:(?i:option)\s*)?" + _LETTER)
+_CHOICE_LINE = re.compile(r"^[\s*>]*(?:\(([A-Ea-e])\)|([A-E])(?:[.:)]|\s*$))")
+_FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+#.-]*)[ \t]*$", re.MULTILINE)
+
+
+def extract_answer(
+    text: str, answer_format: AnswerFormat = "auto", *, allow_fallback: bool = True
+) -> str | None:
+    """The final answer of one sample as a string, or None when nothing answer-like is found.
+
+    ``allow_fallback=False`` drops the weakest guesses (last number, last line) for samples cut
+    off by ``max_tokens``, whose last number is usually an intermediate result.
+    """
+    if answer_format == "code":
+        return _last_fenced(text[-MAX_BLOCK_SCAN_CHARS:], languages=None)
+    if answer_format == "json":
+        return _json_answer(text[-MAX_BLOCK_SCAN_CHARS:])
+    tail = text[-MAX_SCAN_CHARS:]
+    if answer_format == "choice":
+        return _choice_answer(tail, allow_fallback=allow_fallback)
+    span = _marked_span(tail)
+    if span is not None:
+        found = _from_span(span, answer_format)
+        if found is not None:
+            return found
+    if not allow_fallback:
+        return None
+    if answer_format == "text":
+        lines = [line.strip() for line in tail.splitlines() if line.strip()]
+        return _clip(lines[-1]) if lines else None
+    return _last_number(tail)
+
+
+def extract_boxed(text: str) -> str | None:
+    """Content of the last complete ``\\boxed{...}`` (or ``\\fbox``), honouring nested braces."""
+    starts = [m.end() for m in _BOX.finditer(text)][-_MAX_BOXES_TRIED:]
+    for start in reversed(starts):
+        depth = 1
+        for i in range(start, min(len(text), start + MAX_ANSWER_CHARS)):
+            c = text[i]
+            if c == "{":
+                depth += 1
+            elif c == "}":
+                depth -= 1
+                if depth == 0:
+                    return text[start:i].strip()
+    return None
+
+
+def _marked_span(tail: str) -> str | None:
+    """Text after the strongest answer marker present, or None when there is none."""
+    boxed = extract_boxed(tail)
+    if boxed:
+        return boxed
+    best: re.Match[str] | None = None
+    for pattern in (_ANSWER_IS, _HASHES):
+        for m in pattern.finditer(tail):
+            if best is None or m.start() > best.start():
+                best = m
+    if best is None:
+        for m in _ANSWER_LINE.finditer(tail):
+            if m.group(1).strip():
+                best = m
+    if best is None:
+        return None
+    span = best.group(1)
+    inner = extract_boxed(span)
+    return inner if inner else _clean_span(span)
+
+
+def _clean_span(span: str) -> str:
+    """Cut a marker's line down to the answer: its math delimiters' content, or its first clause."""
+    span = span.strip().strip("*_").strip()
+    for opening, closing in _MATH_DELIMITERS:
+        if span.startswith(opening):
+            end = span.find(closing, len(opening))
+            if end > len(opening):
+                return _clip(span[len(opening) : end].strip())
+            break
+    cut = _SENTENCE_END.search(span)
+    if cut is not None:
+        span = span[: cut.start()]
+    return _clip(span.strip().rstrip(".,").strip().strip("*_").strip())
+
+
+def _from_span(span: str, answer_format: AnswerFormat) -> str | None:
+    """The answer inside a marker's span: the span itself if it is a clean number or formula."""
+    if not span:
+        return None
+    if answer_format == "text" or parse_number(span) is not None:
+        return span
+    if "\\" in span or looks_symbolic(span):
+        return span
+    first = _NUMBER.search(span)
+    if first is not None:
+        return first.group(0)
+    return None if answer_format == "number" else span
+
+
+def _last_match(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
+    found = None
+    for found in pattern.finditer(text):  # noqa: B007 - keep the last one
+        pass
+    return found
+
+
+def _last_number(tail: str) -> str | None:
+    last = _last_match(_NUMBER, tail)
+    return last.group(0) if last is not None else None
+
+
+def _clip(answer: str) -> str:
+    return answer[:MAX_ANSWER_CHARS]
+
+
+def _choice_answer(tail: str, *, allow_fallback: bool) -> str | None:
+    """An option letter A-E from a box, an "answer is (C)" phrase, or a last line like "B."."""
+    boxed = extract_boxed(tail)
+    if boxed:
+        m = re.search(_LETTER, boxed.replace("\\text", ""))
+        if m is not None:
+            return (m.group(1) or m.group(2)).upper()
+    last = _last_match(_CHOICE_MARKED, tail)
+    if last is not None:
+        return (last.group(1) or last.group(2)).upper()
+    if not allow_fallback:
+        return None
+    lines = [line for line in tail.splitlines() if line.strip()]
+    if lines:
+        m = _CHOICE_LINE.match(lines[-1])
+        if m is not None:
+            return (m.group(1) or m.group(2)).upper()
+    return None
+
+
+def _last_fenced(tail: str, languages: frozenset[str] | None) -> str | None:
+    """Body of the last fenced block (of ``languages``, if given); unclosed runs to the end."""
+    fences = list(_FENCE.finditer(tail))
+    blocks: list[tuple[str, str]] = []
+    i = 0
+    while i < len(fences):
+        opening = fences[i]
+        end = fences[i + 1].start() if i + 1 < len(fences) else len(tail)
+        blocks.append((opening.group(1).lower(), tail[opening.end() + 1 : end]))
+        i += 2
+    for lang, body in reversed(blocks):
+        if languages is None or lang in languages:
+            return body.strip("\n") if body.strip() else None
+    return None
+
+
+def _json_answer(tail: str) -> str | None:
+    """The last fenced JSON block if it parses, else the last top-level ``{...}`` object."""
+    fenced = _last_fenced(tail, languages=frozenset({"json", ""}))
+    if fenced is not None:
+        try:
+            json.loads(fenced)
+            return fenced.strip()
+        except ValueError:
+            pass
+    return _last_object(tail)
+
+
+def _last_object(tail: str) -> str | None:
+    """The last-ending top-level JSON object, scanning candidate ``{`` from the right."""
+    decoder = json.JSONDecoder()
+    best: tuple[int, int] | None = None
+    pos = tail.rfind("{")
+    for _ in range(_MAX_JSON_STARTS):
+        if pos == -1:
+            break
+        try:
+            value, end = decoder.raw_decode(tail, pos)
+        except ValueError:
+            value, end = None, -1
+        if isinstance(value, dict) and (best is None or end >= best[1]):
+            best = (pos, end)  # the first hit, or an object enclosing it
+        pos = tail.rfind("{", 0, pos)
+    return tail[best[0] : best[1]] if best is not None else None
