@@ -21,7 +21,7 @@ from server.errors import (
     NotFound,
     QuorumError,
 )
-from server.routes import creative, health, openai
+from server.routes import creative, health, openai, precise
 from server.routes.deps import ServerState
 from server.settings import Settings
 
@@ -121,4 +121,5 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
     app.include_router(health.router)
     app.include_router(openai.router)
     app.include_router(creative.router)
+    app.include_router(precise.router)
     return app

@@ -8,7 +8,8 @@ from fastapi.responses import StreamingResponse
 from server.errors import InvalidRequest
 from server.plan import resolve_mode
 from server.routes.deps import ServingEngine, state
-from server.routes.openai import ERROR_RESPONSES, SSE_RESPONSE, run_chat
+from server.routes.documented import ERROR_RESPONSES, SSE_RESPONSE
+from server.routes.openai import run_chat
 from server.wire.chat import ChatCompletion, ChatCompletionRequest
 
 router = APIRouter(prefix="/v1", tags=["quorum"])

@@ -6,8 +6,6 @@ wire response (whole, or streamed as SSE).
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
@@ -21,22 +19,17 @@ from server.chat_service import (
     stream_chat,
 )
 from server.completion_service import complete_text, stream_text
-from server.errors import InvalidRequest, NotImplementedYet
+from server.errors import InvalidRequest
 from server.plan import Mode, SamplingRequest, resolve_mode, sampling_spec
+from server.routes import precise
 from server.routes.deps import ServerState, ServingEngine, state
+from server.routes.documented import ERROR_RESPONSES, SSE_RESPONSE
 from server.settings import Settings
 from server.wire.chat import ChatCompletion, ChatCompletionRequest
-from server.wire.common import ErrorResponse, ModelCard, ModelList
+from server.wire.common import ModelCard, ModelList
 from server.wire.completions import Completion, CompletionRequest
 
 router = APIRouter(prefix="/v1", tags=["openai"])
-
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 429, 500, 501, 503)
-}
-SSE_RESPONSE: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"text/event-stream": {}}, "description": "JSON, or SSE when stream=true"}
-}
 
 
 @router.get("/models", response_model=ModelList)
@@ -74,7 +67,7 @@ async def run_chat(
 ) -> ChatCompletion | StreamingResponse:
     """Serve a chat body in the given mode (shared by the OpenAI and creative routes)."""
     if mode == "precise":
-        raise NotImplementedYet("precise mode is not available in this build", param="model")
+        return await precise.precise_chat(body, engine, settings)
     spec = sampling_spec(
         chat_sampling(body), mode, settings, default_max_tokens=settings.default_max_tokens
     )
@@ -119,7 +112,7 @@ async def completions(
     settings = current.settings
     mode = resolve_mode(body.model, settings.model_name)
     if mode == "precise":
-        raise NotImplementedYet("precise mode is not available in this build", param="model")
+        return await precise.precise_completion(body, engine, settings)
     if body.suffix:
         raise InvalidRequest("suffix is not supported", param="suffix")
     prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt

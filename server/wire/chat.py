@@ -142,7 +142,9 @@ class ChunkChoice(BaseModel):
 
 
 class ChatCompletionChunk(BaseModel):
-    """A ``chat.completion.chunk`` stream event."""
+    """A ``chat.completion.chunk`` stream event; Quorum's extras ride in extra fields."""
+
+    model_config = ConfigDict(extra="allow")
 
     id: str
     object: Literal["chat.completion.chunk"] = "chat.completion.chunk"

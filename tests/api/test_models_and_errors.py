@@ -101,9 +101,3 @@ async def test_unknown_route_and_method_are_openai_shaped(http: httpx.AsyncClien
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
     wrong = await http.get("/v1/chat/completions")
     assert wrong.status_code == 405 and "error" in wrong.json()
-
-
-async def test_precise_alias_is_not_implemented_yet(client: openai.AsyncOpenAI) -> None:
-    with pytest.raises(openai.APIStatusError) as caught:
-        await client.chat.completions.create(model=f"{MODEL}:precise", messages=MESSAGES)
-    assert caught.value.status_code == 501

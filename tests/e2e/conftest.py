@@ -27,7 +27,7 @@ def _serve(args: list[str], run_dir: Path, name: str) -> Iterator[ServerProcess]
     yield server
     code = server.stop()
     assert code == 0, f"{name} did not exit cleanly on SIGTERM ({code}):\n{server.log_tail()}"
-    assert not server.live_group_members(), f"{name} left engine processes behind"
+    assert server.wait_group_gone(timeout=15.0), f"{name} left engine processes behind"
 
 
 @pytest.fixture(scope="session")
@@ -45,13 +45,20 @@ def smol_server(run_dir: Path) -> Iterator[ServerProcess]:
     yield from _serve(["--max-model-len", "1024"], run_dir, DEFAULT_MODEL_NAME)
 
 
+def _client(server: ServerProcess) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(
+        api_key="unused", base_url=f"{server.base_url}/v1", max_retries=0, timeout=300
+    ) as client:
+        yield client
+
+
 @pytest.fixture
-def tiny(tiny_server: ServerProcess) -> openai.OpenAI:
+def tiny(tiny_server: ServerProcess) -> Iterator[openai.OpenAI]:
     """The official client on the tiny-model server."""
-    return openai.OpenAI(api_key="unused", base_url=f"{tiny_server.base_url}/v1", max_retries=0)
+    yield from _client(tiny_server)
 
 
 @pytest.fixture
-def smol(smol_server: ServerProcess) -> openai.OpenAI:
+def smol(smol_server: ServerProcess) -> Iterator[openai.OpenAI]:
     """The official client on the embedded-model server."""
-    return openai.OpenAI(api_key="unused", base_url=f"{smol_server.base_url}/v1", max_retries=0)
+    yield from _client(smol_server)

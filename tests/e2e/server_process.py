@@ -75,6 +75,15 @@ class ServerProcess:
         self._log.close()
         return self.process.returncode
 
+    def wait_group_gone(self, timeout: float) -> bool:
+        """Poll until no process of the group is alive (workers exit just after the parent)."""
+        deadline = time.monotonic() + timeout
+        while self.live_group_members():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.2)
+        return True
+
     def live_group_members(self) -> list[int]:
         """Processes of the server's group (engine workers) still running; zombies, which only
         wait to be reaped by init, do not count."""

@@ -1,0 +1,139 @@
+"""Precise mode's wire shapes: ``POST /v1/precise`` and the evidence of a vote.
+
+The same options ride on ``<name>:precise`` chat and completions requests as extra body fields
+(``extra_body`` in the openai client); the evidence then travels in the response's extra
+top-level field ``quorum``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from server.wire.chat import ChatMessage
+from server.wire.common import Penalty, TopP, Usage
+
+AnswerFormatName = Literal["auto", "number", "math", "choice", "text", "json", "code"]
+DEFAULT_PRECISE_TEMPERATURE = 0.7
+
+
+class PreciseOptions(BaseModel):
+    """How to sample and decide; every fan-out field is capped by the server's settings."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    samples: int = Field(1, ge=1, description="Samples to vote over (1: greedy). Capped.")
+    temperature: float | None = Field(
+        None,
+        ge=0.0,
+        le=2.0,
+        description=f"Sampling temperature for samples > 1 (default "
+        f"{DEFAULT_PRECISE_TEMPERATURE}: diverse enough that independent reasoning paths can "
+        "disagree, cool enough that most stay coherent; Wang et al. 2022 used 0.5-0.7). "
+        "Ignored for one sample, which is greedy.",
+    )
+    answer_format: AnswerFormatName = Field(
+        "auto", description="How answers are extracted and compared."
+    )
+    min_agreement: float = Field(
+        0.0, ge=0.0, le=1.0, description="Abstain when the winner's share of votes is lower."
+    )
+    adaptive: bool = Field(False, description="Sample in rounds and stop once the vote is settled.")
+    stopping_rule: Literal["beta", "esc"] = Field(
+        "beta",
+        description="Adaptive stopping rule: beta (Adaptive-Consistency's Beta posterior >= "
+        "0.95) or esc (a window of unanimous answers).",
+    )
+    max_total_tokens: int | None = Field(
+        None, ge=1, description="Completion-token budget over all samples."
+    )
+    deadline_ms: int | None = Field(
+        None, ge=1, le=600_000, description="Wall-clock budget; on expiry, vote on what finished."
+    )
+
+
+class PreciseRequest(PreciseOptions):
+    """``POST /v1/precise``: a chat (``messages``) or a raw ``prompt``, and precise options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = None
+    messages: list[ChatMessage] | None = Field(None, min_length=1)
+    prompt: str | None = Field(None, min_length=1)
+    max_tokens: int | None = Field(None, ge=1)
+    seed: int | None = Field(
+        None, ge=0, le=2**31 - 1, description="Base seed; sample i gets seed + i. Default: drawn."
+    )
+    stop: str | list[str] | None = None
+    top_p: float | None = TopP
+    presence_penalty: float | None = Penalty
+    frequency_penalty: float | None = Penalty
+    stream: bool = False
+
+    @model_validator(mode="after")
+    def _one_prompt(self) -> PreciseRequest:
+        if (self.messages is None) == (self.prompt is None):
+            raise ValueError("give exactly one of messages or prompt")
+        return self
+
+
+class VoteOut(BaseModel):
+    """One distinct answer, its votes and the samples that gave it."""
+
+    answer: str
+    count: int
+    samples: list[int]
+
+
+class SampleOut(BaseModel):
+    """One sample's text, what was extracted from it, and how to reproduce it."""
+
+    index: int
+    text: str
+    answer: str | None
+    finish_reason: str | None
+    seed: int | None
+    mean_logprob: float | None
+    tokens: int
+    voted: bool
+
+
+class Receipt(BaseModel):
+    """Everything needed to replay the request to the same result."""
+
+    model: str
+    engine: str
+    engine_version: str
+    quorum_version: str
+    sampling: dict[str, Any]
+    plan: dict[str, Any]
+    seeds: list[int | None]
+
+
+class Evidence(BaseModel):
+    """The vote and its evidence: shared by ``/v1/precise`` and the ``quorum`` extra field."""
+
+    answer: str | None
+    text: str | None
+    agreement: float
+    votes: list[VoteOut]
+    samples: list[SampleOut]
+    samples_used: int
+    unparsed: int
+    abstained: bool
+    abstain_reason: str | None
+    stopped_early: bool
+    budget_exhausted: bool
+    budget_reason: str | None
+    receipt: Receipt
+
+
+class PreciseAnswer(Evidence):
+    """``precise.answer``: the voted answer with its evidence and usage."""
+
+    id: str
+    object: Literal["precise.answer"] = "precise.answer"
+    created: int
+    model: str
+    usage: Usage
