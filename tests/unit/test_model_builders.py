@@ -157,7 +157,7 @@ def test_prepare_returns_a_complete_folder_without_converting(
         raise AssertionError("converted again")
 
     monkeypatch.setattr(embedded_model, "_convert_gguf", no_conversion)
-    assert prepare_embedded_model() == folder
+    assert prepare_embedded_model(tmp_path) == folder
 
 
 def test_missing_package_says_how_to_install(
