@@ -1,45 +1,21 @@
 """The ``quorum`` console script.
 
 quorum serve [--host H --port P --model DIR ...]   start the server (flags: serve --help)
+quorum serve --upstream URL [--upstream URL ...]   serve through vLLM servers (scale-out)
 quorum prepare-model [--tiny DIR]                  build the embedded model (or a tiny one)
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import logging
-import signal
+import asyncio
 import sys
 from pathlib import Path
 
+from server.logging_setup import configure_logging
 from server.settings import Settings
 
 USAGE = __doc__ or ""
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per log line, so logs are machine-readable."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        payload = {
-            "time": self.formatTime(record),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            payload["exception"] = self.formatException(record.exc_info)
-        return json.dumps(payload)
-
-
-def configure_logging(level: str) -> None:
-    """Structured logs on stderr at the configured level."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
 
 
 def model_folder(settings: Settings) -> Path:
@@ -51,34 +27,36 @@ def model_folder(settings: Settings) -> Path:
     return prepare_embedded_model(settings.cache_dir)
 
 
-def _exit_cleanly(signum: int, _frame: object) -> None:
-    raise SystemExit(0)
-
-
 def serve(args: list[str]) -> int:
-    """Start the HTTP server on the in-process vLLM engine."""
+    """Start the HTTP server on the in-process vLLM engine, or on ``--upstream`` servers."""
     settings = Settings(_cli_parse_args=args)
-    configure_logging(settings.log_level)
-    import uvicorn
+    configure_logging(settings.log_level, [key.get_secret_value() for key in settings.api_keys])
 
+    from decoding.engine import Engine
     from server.app import create_app
-    from server.engines.vllm_engine import VllmEngine
+    from server.engines.testing import engine_for_tests
+    from server.shutdown import run_server
 
-    engine = VllmEngine(settings, model_folder(settings))
+    engine: Engine
+    if settings.upstreams:
+        from server.engines.upstream import UpstreamEngine, resolve_upstream_settings
+        from server.errors import QuorumError
+
+        try:  # the served name and context length come from the upstreams unless given
+            settings = asyncio.run(resolve_upstream_settings(settings))
+        except (QuorumError, ValueError) as exc:
+            print(f"quorum serve: {exc}", file=sys.stderr)
+            return 1
+        engine = UpstreamEngine(settings)
+    elif (paced := engine_for_tests(settings)) is not None:
+        engine = paced  # hidden test setting QUORUM_TEST_ENGINE=scripted: no model
+    else:
+        from server.engines.vllm_engine import VllmEngine
+
+        engine = VllmEngine(settings, model_folder(settings))
     app = create_app(settings, engine)
-    # uvicorn drains on SIGTERM/SIGINT, then re-raises the signal under the previous handler:
-    # make that handler a clean exit, so a requested shutdown ends with status 0.
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, _exit_cleanly)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        access_log=False,
-        timeout_graceful_shutdown=30,
-    )
-    return 0
+    # Signals drain in-flight work first (server.shutdown); the exit code says why we stopped.
+    return run_server(app, settings)
 
 
 def prepare_model(args: list[str]) -> int:

@@ -10,7 +10,10 @@
     ├── Overloaded              429 rate_limit_error        (with Retry-After)
     ├── NotImplementedYet       501 invalid_request_error   code=not_implemented
     ├── EngineUnavailable       503 server_error            (starting, draining, dead)
+    ├── RequestTimedOut         504 server_error            (server-side request timeout)
     └── EngineFailed            500 server_error            (engine error mid-request)
+        ├── UpstreamFailed      502 server_error            (replica failed or unreachable)
+        └── UpstreamTimeout     504 server_error            (replica too slow)
 
 Foreign exceptions (vLLM, httpx, pydantic) are translated where they are caught.
 """
@@ -129,9 +132,31 @@ class EngineUnavailable(QuorumError):
     default_code = "engine_unavailable"
 
 
+class RequestTimedOut(QuorumError):
+    """The request ran past the server's request timeout; its engine work was aborted."""
+
+    status = 504
+    type = "server_error"
+    default_code = "timeout"
+
+
 class EngineFailed(QuorumError):
     """The engine failed while serving this request."""
 
     status = 500
     type = "server_error"
     default_code = "engine_error"
+
+
+class UpstreamFailed(EngineFailed):
+    """An upstream replica failed, reset or refused the request (the scale-out engine)."""
+
+    status = 502
+    default_code = "upstream_error"
+
+
+class UpstreamTimeout(EngineFailed):
+    """An upstream replica did not answer within the configured timeout."""
+
+    status = 504
+    default_code = "upstream_timeout"

@@ -82,6 +82,15 @@ def sampling_spec(
             f"{req.max_tokens_param} must be at most {settings.tokens_cap}, got {max_tokens}",
             param=req.max_tokens_param,
         )
+    if req.temperature is not None and req.temperature > settings.max_temperature:
+        raise InvalidRequest(
+            f"temperature must be at most {settings.max_temperature}, got {req.temperature}",
+            param="temperature",
+        )
+    if req.top_p is not None and req.top_p > settings.max_top_p:
+        raise InvalidRequest(
+            f"top_p must be at most {settings.max_top_p}, got {req.top_p}", param="top_p"
+        )
     temperature, top_p, presence = req.temperature, req.top_p, req.presence_penalty
     if mode == "creative":
         temperature = CREATIVE_DEFAULTS.temperature if temperature is None else temperature

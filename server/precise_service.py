@@ -17,6 +17,7 @@ from decoding.self_consistency import (
 from decoding.stopping import BetaStopping, StoppingRule, WindowStopping
 from server import __version__
 from server.errors import InvalidRequest
+from server.metrics import observe_precise
 from server.plan import SamplingRequest, sampling_spec
 from server.settings import Settings
 from server.wire.common import Usage
@@ -62,7 +63,9 @@ def precise_spec(
     greedy = options.samples == 1
     temperature = options.temperature
     if temperature is None:
-        temperature = 0.0 if greedy else DEFAULT_PRECISE_TEMPERATURE
+        # The documented default, kept within the server's temperature cap.
+        default = min(DEFAULT_PRECISE_TEMPERATURE, settings.max_temperature)
+        temperature = 0.0 if greedy else default
     seed = sampling.seed if sampling.seed is not None else secrets.randbelow(2**31 - 1)
     request = SamplingRequest(
         n=1,
@@ -149,6 +152,7 @@ async def run_precise(
     plan = consistency_plan(options, settings)
     spec = precise_spec(options, sampling, settings)
     result = await self_consistency(engine, prompt, spec, plan, on_round=on_round)
+    observe_precise(result.samples_used, result.agreement, result.abstained)
     return result, evidence(result, spec, plan, engine)
 
 

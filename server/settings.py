@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, CliSuppress, SettingsConfigDict
 
 from server.embedded_model import DEFAULT_MODEL_NAME, default_cache_dir
 
@@ -26,6 +26,7 @@ class Settings(BaseSettings):
         cli_exit_on_error=True,
         cli_parse_none_str="none",
         extra="forbid",
+        cli_shortcuts={"upstreams": "upstream"},
     )
 
     # Network.
@@ -73,6 +74,60 @@ class Settings(BaseSettings):
     default_max_tokens: int = Field(
         256, ge=1, description="max_tokens for chat requests that set none."
     )
+    max_temperature: float = Field(
+        2.0, ge=0.0, le=2.0, description="Largest temperature a request may ask for."
+    )
+    max_top_p: float = Field(
+        1.0, gt=0.0, le=1.0, description="Largest top_p a request may ask for."
+    )
+    max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="Largest request body; larger gets 413 before parsing."
+    )
+
+    # Load and time (server.admission, server.lifecycle).
+    max_inflight_samples: int = Field(
+        256,
+        ge=1,
+        description="Samples running or queued at once (a request counts its n, or its "
+        "precise samples); requests past it get 429 at once.",
+    )
+    retry_after_s: int = Field(1, ge=1, description="Retry-After sent with 429.")
+    request_timeout_s: float | None = Field(
+        None,
+        gt=0,
+        description="Server-side limit per request: past it the engine work is "
+        "aborted and the client gets 504 (default: none).",
+    )
+    drain_timeout_s: float = Field(
+        30.0, ge=0, description="On SIGTERM, how long in-flight requests may take to finish."
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Browser origins allowed by CORS (default: CORS off)."
+    )
+    # Testing only, hidden from --help: a scripted engine in a real process
+    # (server.engines.testing), set as QUORUM_TEST_ENGINE=scripted.
+    test_engine: CliSuppress[Literal["none", "scripted"]] = "none"
+    test_token_delay_ms: CliSuppress[int] = Field(0, ge=0)
+
+    # Remote upstreams (server.engines.upstream): OpenAI-compatible servers instead of vLLM here.
+    upstreams: list[str] = Field(
+        default_factory=list,
+        description="OpenAI-compatible upstream URL (e.g. a vLLM server); repeat --upstream for "
+        "replicas. Set: Quorum serves through them and loads no model itself.",
+    )
+    upstream_api_key: SecretStr | None = Field(
+        None, description="Bearer key the upstreams require (prefer QUORUM_UPSTREAM_API_KEY)."
+    )
+    upstream_connect_timeout_s: float = Field(5.0, gt=0, description="Upstream connect timeout.")
+    upstream_read_timeout_s: float = Field(
+        600.0, gt=0, description="Longest wait for upstream bytes (a whole non-streamed answer)."
+    )
+    upstream_health_interval_s: float = Field(
+        5.0, gt=0, description="Seconds between health probes of each upstream."
+    )
+    upstream_start_timeout_s: float = Field(
+        600.0, ge=0, description="At start, how long to wait for a first healthy upstream."
+    )
 
     # Operation.
     api_keys: list[SecretStr] = Field(
@@ -85,6 +140,14 @@ class Settings(BaseSettings):
     def _name_has_no_mode_suffix(cls, value: str | None) -> str | None:
         if value is not None and (":" in value or not value.strip()):
             raise ValueError("served name must be non-empty and must not contain ':'")
+        return value
+
+    @field_validator("upstreams")
+    @classmethod
+    def _upstreams_are_http_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"upstream URL must start with http:// or https://: {url!r}")
         return value
 
     @model_validator(mode="after")

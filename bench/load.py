@@ -1,0 +1,248 @@
+"""A bounded load test at about twice the configured capacity, on loopback, stopping by itself.
+
+    .venv/bin/python bench/load.py --spawn tiny      # a real `quorum serve` on a tiny random Llama
+    .venv/bin/python bench/load.py --spawn scripted  # the paced scripted engine (no model)
+    .venv/bin/python bench/load.py --url http://127.0.0.1:8000 --capacity 256
+
+An asyncio driver keeps ``2 x capacity`` chat requests (n=1 each) in flight for ``--duration``
+seconds, then checks that the server serves normally again (a request succeeds and no samples
+stay admitted). It prints p50/p99 latency of the successes and of every answer, and the mix of
+statuses: under overload the only errors allowed are 429 and 503, each answered at once.
+``tests/reliability/test_processes.py`` runs a short smoke variant of the same driver in CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ALLOWED_ERRORS = frozenset({429, 503})
+
+
+@dataclass
+class LoadReport:
+    """What the server answered, and how fast."""
+
+    statuses: Counter[int] = field(default_factory=Counter)
+    transport_errors: Counter[str] = field(default_factory=Counter)
+    ok_latencies: list[float] = field(default_factory=list)
+    error_latencies: list[float] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    @property
+    def total(self) -> int:
+        """Requests sent."""
+        return sum(self.statuses.values()) + sum(self.transport_errors.values())
+
+    @property
+    def unexpected(self) -> dict[str, int]:
+        """Outcomes other than 200, 429 and 503."""
+        bad = {str(s): c for s, c in self.statuses.items() if s != 200 and s not in ALLOWED_ERRORS}
+        return {**bad, **self.transport_errors}
+
+    def summary(self) -> str:
+        """Human-readable results."""
+        lines = [
+            f"requests {self.total} in {self.elapsed_s:.1f} s "
+            f"({self.total / max(self.elapsed_s, 1e-9):.1f}/s)",
+            "status mix: " + ", ".join(f"{s}: {c}" for s, c in sorted(self.statuses.items())),
+        ]
+        if self.transport_errors:
+            lines.append(f"transport errors: {dict(self.transport_errors)}")
+        for name, values in (("200", self.ok_latencies), ("429/503", self.error_latencies)):
+            if values:
+                lines.append(
+                    f"latency {name}: p50 {percentile(values, 50) * 1000:.0f} ms, "
+                    f"p99 {percentile(values, 99) * 1000:.0f} ms, n={len(values)}"
+                )
+        return "\n".join(lines)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (nearest rank)."""
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+def chat_body(model: str, max_tokens: int, prompt: str) -> dict[str, Any]:
+    """One request of the load: n=1, fixed length."""
+    return {
+        "model": model,
+        "messages": [{"role": "user", "content": prompt}],
+        "max_tokens": max_tokens,
+        "temperature": 0.8,
+    }
+
+
+async def run_load(
+    base_url: str,
+    body: dict[str, Any],
+    *,
+    concurrency: int,
+    duration_s: float | None = None,
+    requests: int | None = None,
+    api_key: str | None = None,
+    timeout_s: float = 120.0,
+    backoff_s: float = 0.0,
+) -> LoadReport:
+    """Keep ``concurrency`` requests in flight until ``duration_s`` passed or ``requests`` were
+    sent, whichever comes first; a refused client waits ``backoff_s`` before its next try
+    (0: clients that hammer)."""
+    if duration_s is None and requests is None:
+        raise ValueError("give a duration or a request count: the load must stop by itself")
+    report = LoadReport()
+    headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    start = time.perf_counter()
+    deadline = None if duration_s is None else start + duration_s
+    budget = [requests if requests is not None else sys.maxsize]
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while budget[0] > 0 and (deadline is None or time.perf_counter() < deadline):
+            budget[0] -= 1
+            began = time.perf_counter()
+            try:
+                response = await client.post("/v1/chat/completions", json=body)
+            except httpx.HTTPError as exc:
+                report.transport_errors[type(exc).__name__] += 1
+                continue
+            took = time.perf_counter() - began
+            report.statuses[response.status_code] += 1
+            if response.status_code == 200:
+                report.ok_latencies.append(took)
+            else:
+                report.error_latencies.append(took)
+                if backoff_s > 0:
+                    await asyncio.sleep(backoff_s)
+
+    async with httpx.AsyncClient(
+        base_url=base_url, headers=headers, limits=limits, timeout=timeout_s
+    ) as client:
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+    report.elapsed_s = time.perf_counter() - start
+    return report
+
+
+async def serves_normally(base_url: str, body: dict[str, Any], api_key: str | None = None) -> bool:
+    """After the load: a request succeeds and nothing stays admitted."""
+    headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
+    async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=60) as client:
+        ok = (await client.post("/v1/chat/completions", json=body)).status_code == 200
+        metrics = (await client.get("/metrics")).text
+    admitted = [line for line in metrics.splitlines() if line.startswith("quorum_admitted_samples")]
+    return ok and admitted == ["quorum_admitted_samples 0.0"]
+
+
+def spawn(kind: str, capacity: int, port: int, log: Path) -> subprocess.Popen[bytes]:
+    """Start ``quorum serve`` on loopback, on the tiny model or the paced scripted engine."""
+    env = dict(os.environ)
+    args = [
+        sys.executable,
+        "-m",
+        "server.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--max-inflight-samples",
+        str(capacity),
+        "--max-model-len",
+        "512",
+    ]
+    if kind == "tiny":
+        from server.embedded_model import default_cache_dir
+        from server.tiny_model import build_tiny_model
+
+        model = build_tiny_model(default_cache_dir() / "test-models" / "tiny-llama")
+        args += ["--model", str(model), "--served-name", "tiny-llama"]
+    else:
+        env.update(QUORUM_TEST_ENGINE="scripted", QUORUM_TEST_TOKEN_DELAY_MS="20")
+        args += ["--served-name", "tiny-llama"]
+    with log.open("wb") as out:
+        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
+
+
+def wait_ready(base_url: str, process: subprocess.Popen[bytes], timeout_s: float = 420) -> None:
+    """Poll /ready until the server serves."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("the server exited during start")
+        try:
+            if httpx.get(f"{base_url}/ready", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError("the server did not become ready")
+
+
+def main() -> int:
+    """Run the load, print the report; non-zero if anything but 200/429/503 came back."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--url", help="a running server")
+    target.add_argument("--spawn", choices=["tiny", "scripted"], help="start one on loopback")
+    parser.add_argument("--capacity", type=int, default=8, help="the server's sample cap")
+    parser.add_argument("--factor", type=float, default=2.0, help="concurrency / capacity")
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds of load")
+    parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument("--backoff", type=float, default=0.1, help="wait after a 429/503 (s)")
+    parser.add_argument("--model", default="tiny-llama")
+    parser.add_argument("--api-key", default=os.environ.get("QUORUM_BENCH_API_KEY"))
+    args = parser.parse_args()
+
+    process = None
+    base_url = args.url
+    if args.spawn:
+        port = 18_000 + os.getpid() % 1000
+        base_url = f"http://127.0.0.1:{port}"
+        log = Path(tempfile.gettempdir()) / f"quorum-load-{port}.log"
+        process = spawn(args.spawn, args.capacity, port, log)
+        print(f"server log: {log}")
+        wait_ready(base_url, process)
+    concurrency = max(1, round(args.capacity * args.factor))
+    body = chat_body(args.model, args.max_tokens, "Tell me about the sea in one line.")
+    print(
+        f"load: {concurrency} concurrent clients for {args.duration:.0f} s "
+        f"against a capacity of {args.capacity} samples"
+    )
+    try:
+        report = asyncio.run(
+            run_load(
+                base_url,
+                body,
+                concurrency=concurrency,
+                duration_s=args.duration,
+                api_key=args.api_key,
+                backoff_s=args.backoff,
+            )
+        )
+        print(report.summary())
+        healthy = asyncio.run(serves_normally(base_url, body, args.api_key))
+        print(f"serves normally afterwards: {healthy}")
+    finally:
+        if process is not None:
+            process.send_signal(signal.SIGTERM)
+            print(f"server exit code: {process.wait(120)}")
+    if report.unexpected:
+        print(f"unexpected outcomes: {report.unexpected}")
+    return 0 if healthy and not report.unexpected else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
