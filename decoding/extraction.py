@@ -2,7 +2,7 @@
 
 Formats ``auto``/``number``/``math`` share one cascade, strongest marker first: the last
 ``\\boxed{...}`` (nested braces) > the last "answer is ..." or GSM8K "#### ..." > the last
-"Answer: ..." line > the last number in the text. ``choice`` looks for an option letter A-E,
+"Answer: ..." line > the result of the last equation ("= 5", "equals 5") > the last number. ``choice`` looks for an option letter A-E,
 ``text`` falls back to the last non-empty line, ``code`` takes the last fenced block and ``json``
 the last fenced JSON block or the last parseable ``{...}`` object.
 
@@ -31,6 +31,11 @@ _ANSWER_LINE = re.compile(
     r"^[ \t>#*_]*(?:final[ \t]+)?answer[ \t*_]*[:：][ \t]*([^\n]*)$", re.IGNORECASE | re.MULTILINE
 )
 _NUMBER = re.compile(r"(?<![\w.])[-−]?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?(?:/\d+)?")
+# The result of the last equation ("2 + 3 = 5", "equals 5"): a stronger guess than the last
+# number, which in "2 + 3 = 5, the sum of 2 and 3" is an operand.
+_EQUATION_RESULT = re.compile(
+    r"(?:=|\bequals\b|\bis equal to\b)\s*\$?\s*(" + _NUMBER.pattern + r")", re.IGNORECASE
+)
 _SENTENCE_END = re.compile(r"\.(?:\s|$)|;|\s[-–—]\s|\s(?:because|since|which|so)\s", re.IGNORECASE)
 _MATH_DELIMITERS = (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$"))
 _LETTER = r"(?:\(([A-Ea-e])\)|\b([A-E])\b)"
@@ -64,6 +69,9 @@ def extract_answer(
     if answer_format == "text":
         lines = [line.strip() for line in tail.splitlines() if line.strip()]
         return _clip(lines[-1]) if lines else None
+    result = _last_match(_EQUATION_RESULT, tail)
+    if result is not None:
+        return result.group(1)
     return _last_number(tail)
 
 

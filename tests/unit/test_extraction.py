@@ -10,7 +10,7 @@ from decoding.equivalence import AnswerFormat
 from decoding.extraction import MAX_SCAN_CHARS, extract_answer, extract_boxed
 
 CASES: list[tuple[str, AnswerFormat, str | None]] = [
-    # auto: boxed > "answer is" / #### > "Answer:" line > last number
+    # auto: boxed > "answer is" / #### > "Answer:" line > last equation result > last number
     (r"So \boxed{\frac{1}{2}} is it.", "auto", r"\frac{1}{2}"),
     (r"Nested: \boxed{\frac{\sqrt{2}}{2}}", "auto", r"\frac{\sqrt{2}}{2}"),
     (r"First \boxed{3}, then corrected: \boxed{4}.", "auto", "4"),
@@ -26,6 +26,10 @@ CASES: list[tuple[str, AnswerFormat, str | None]] = [
     ("**Final Answer:** −5", "auto", "−5"),
     ("Final answer: $x = 3$", "auto", "x = 3"),
     ("We get 12 then 15 and finally 17.", "auto", "17"),
+    # an unmarked equation's result beats the last number, often an operand restated
+    ("2 + 3 = 5\n\nThis is the sum of 2 and 3.", "auto", "5"),
+    ("7 + 8 equals 15, not 14 or 3", "auto", "15"),
+    ("2+3=5, then 5*2=10 for 3 people", "auto", "10"),
     ("Total: 1,234,567 and change 0.25.", "auto", "0.25"),
     ("It costs $1,234.50 in total.", "auto", "1,234.50"),
     ("Half of it: 3/4 remains", "auto", "3/4"),
