@@ -2,7 +2,8 @@
 
 Formats ``auto``/``number``/``math`` share one cascade, strongest marker first: the last
 ``\\boxed{...}`` (nested braces) > the last "answer is ..." or GSM8K "#### ..." > the last
-"Answer: ..." line > the result of the last equation ("= 5", "equals 5") > the last number. ``choice`` looks for an option letter A-E,
+"Answer: ..." line > the result of the last equation ("= 5", "equals 5") > the last number.
+``choice`` looks for an option letter A-E,
 ``text`` falls back to the last non-empty line, ``code`` takes the last fenced block and ``json``
 the last fenced JSON block or the last parseable ``{...}`` object.
 
