@@ -93,11 +93,7 @@ def chat_response(
             )
             for s in samples
         ],
-        usage=Usage(
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            total_tokens=prompt_tokens + completion_tokens,
-        ),
+        usage=Usage.of(prompt_tokens, completion_tokens),
         system_fingerprint=fingerprint,
     )
 
@@ -168,11 +164,4 @@ async def stream_chat(
         if choices:
             yield chunk(choices)
     if include_usage:
-        yield chunk(
-            [],
-            Usage(
-                prompt_tokens=prompt_tokens,
-                completion_tokens=completion_tokens,
-                total_tokens=prompt_tokens + completion_tokens,
-            ),
-        )
+        yield chunk([], Usage.of(prompt_tokens, completion_tokens))

@@ -57,14 +57,6 @@ def _new_id() -> str:
     return f"cmpl-{uuid.uuid4().hex}"
 
 
-def _usage(prompt_tokens: int, completion_tokens: int) -> Usage:
-    return Usage(
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-        total_tokens=prompt_tokens + completion_tokens,
-    )
-
-
 async def complete_text(
     engine: Engine, prompts: list[str], spec: SamplingSpec, model: str, *, echo: bool
 ) -> Completion:
@@ -98,7 +90,7 @@ async def complete_text(
         model=model,
         system_fingerprint=fingerprint(engine.info),
         choices=choices,
-        usage=_usage(prompt_tokens, completion_tokens),
+        usage=Usage.of(prompt_tokens, completion_tokens),
     )
 
 
@@ -162,4 +154,4 @@ async def stream_text(
             yield chunk(choices)
         prompt_tokens += prompt_tokens_of_this
     if include_usage:
-        yield chunk([], _usage(prompt_tokens, completion_tokens))
+        yield chunk([], Usage.of(prompt_tokens, completion_tokens))

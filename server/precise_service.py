@@ -163,9 +163,5 @@ def precise_answer(result: ConsistencyResult, proof: Evidence, model: str) -> Pr
         id=f"precise-{uuid.uuid4().hex}",
         created=int(time.time()),
         model=model,
-        usage=Usage(
-            prompt_tokens=result.prompt_tokens,
-            completion_tokens=result.completion_tokens,
-            total_tokens=result.prompt_tokens + result.completion_tokens,
-        ),
+        usage=Usage.of(result.prompt_tokens, result.completion_tokens),
     )

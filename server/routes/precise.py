@@ -80,11 +80,7 @@ def options_from_extras(extras: dict[str, Any], temperature: float | None) -> Pr
 
 
 def _usage(result: ConsistencyResult) -> Usage:
-    return Usage(
-        prompt_tokens=result.prompt_tokens,
-        completion_tokens=result.completion_tokens,
-        total_tokens=result.prompt_tokens + result.completion_tokens,
-    )
+    return Usage.of(result.prompt_tokens, result.completion_tokens)
 
 
 def progress_event(progress: RoundProgress) -> dict[str, Any]:
