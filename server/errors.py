@@ -8,7 +8,6 @@
     ├── MethodNotAllowed        405 invalid_request_error
     ├── PayloadTooLarge         413 invalid_request_error
     ├── Overloaded              429 rate_limit_error        (with Retry-After)
-    ├── NotImplementedYet       501 invalid_request_error   code=not_implemented
     ├── EngineUnavailable       503 server_error            (starting, draining, dead)
     ├── RequestTimedOut         504 server_error            (server-side request timeout)
     └── EngineFailed            500 server_error            (engine error mid-request)
@@ -114,14 +113,6 @@ class Overloaded(QuorumError):
     status = 429
     type = "rate_limit_error"
     default_code = "overloaded"
-
-
-class NotImplementedYet(QuorumError):
-    """A documented feature that this build does not offer yet."""
-
-    status = 501
-    type = "invalid_request_error"
-    default_code = "not_implemented"
 
 
 class EngineUnavailable(QuorumError):

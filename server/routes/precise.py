@@ -10,7 +10,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
@@ -44,26 +44,30 @@ router = APIRouter(prefix="/v1", tags=["quorum"])
 Outcome = tuple[ConsistencyResult, Evidence]
 
 
+class SamplingFields(Protocol):
+    """The sampling fields every precise-capable body shares (chat, completions, precise)."""
+
+    temperature: float | None
+    top_p: float | None
+    seed: int | None
+    stop: str | list[str] | None
+    presence_penalty: float | None
+    frequency_penalty: float | None
+
+
 def _sampling(
-    n: int | None,
-    temperature: float | None,
-    top_p: float | None,
-    max_tokens: int | None,
-    seed: int | None,
-    stop: str | list[str] | None,
-    presence: float | None,
-    frequency: float | None,
-    max_tokens_param: str = "max_tokens",
+    body: SamplingFields, max_tokens: int | None, max_tokens_param: str = "max_tokens"
 ) -> SamplingRequest:
+    """A body's sampling fields; ``n`` stays unset, precise mode draws ``samples`` instead."""
     return SamplingRequest(
-        n=n,
-        temperature=temperature,
-        top_p=top_p,
+        n=None,
+        temperature=body.temperature,
+        top_p=body.top_p,
         max_tokens=max_tokens,
-        seed=seed,
-        stop=stop,
-        presence_penalty=presence,
-        frequency_penalty=frequency,
+        seed=body.seed,
+        stop=body.stop,
+        presence_penalty=body.presence_penalty,
+        frequency_penalty=body.frequency_penalty,
         logprobs=None,
         max_tokens_param=max_tokens_param,
     )
@@ -128,16 +132,7 @@ async def precise(
         if body.messages is not None
         else TextPrompt(body.prompt or "")
     )
-    sampling = _sampling(
-        None,
-        body.temperature,
-        body.top_p,
-        body.max_tokens,
-        body.seed,
-        body.stop,
-        body.presence_penalty,
-        body.frequency_penalty,
-    )
+    sampling = _sampling(body, body.max_tokens)
     model = body.model or settings.model_name
     if not body.stream:
         result, proof = await run_precise(engine, prompt, body, sampling, settings)
@@ -166,14 +161,8 @@ async def precise_chat(
     options = options_from_extras(request_extras(body), body.temperature)
     uses_new_name = body.max_completion_tokens is not None
     sampling = _sampling(
-        None,
-        body.temperature,
-        body.top_p,
+        body,
         body.max_completion_tokens if uses_new_name else body.max_tokens,
-        body.seed,
-        body.stop,
-        body.presence_penalty,
-        body.frequency_penalty,
         "max_completion_tokens" if uses_new_name else "max_tokens",
     )
     prompt: ChatPrompt = chat_prompt(body)
@@ -243,16 +232,7 @@ async def precise_completion(
     if body.stream:
         raise InvalidRequest("stream precise completions through /v1/precise", param="stream")
     options = options_from_extras(request_extras(body), body.temperature)
-    sampling = _sampling(
-        None,
-        body.temperature,
-        body.top_p,
-        body.max_tokens,
-        body.seed,
-        body.stop,
-        body.presence_penalty,
-        body.frequency_penalty,
-    )
+    sampling = _sampling(body, body.max_tokens)
     result, proof = await run_precise(engine, TextPrompt(body.prompt), options, sampling, settings)
     return Completion(
         id=completion_id().replace("chatcmpl", "cmpl"),
