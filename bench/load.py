@@ -164,8 +164,8 @@ def spawn(kind: str, capacity: int, port: int, log: Path) -> subprocess.Popen[by
         "512",
     ]
     if kind == "tiny":
-        from server.embedded_model import default_cache_dir
-        from server.tiny_model import build_tiny_model
+        from modelprep.embedded import default_cache_dir
+        from modelprep.tiny import build_tiny_model
 
         model = build_tiny_model(default_cache_dir() / "test-models" / "tiny-llama")
         args += ["--model", str(model), "--served-name", "tiny-llama"]

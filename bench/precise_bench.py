@@ -24,9 +24,9 @@ from decoding.equivalence import AnswerNormalizer
 from decoding.extraction import extract_answer
 from decoding.self_consistency import ConsistencyPlan, self_consistency
 from decoding.voting import Ballot, vote
-from server.cli import model_folder
+from server.engines.factory import model_folder
 from server.engines.vllm_engine import VllmEngine
-from server.settings import Settings
+from server.runtime.settings import Settings
 
 PROMPT = ChatPrompt([{"role": "user", "content": "What is 2+3? Reply with just the number."}])
 

@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 from decoding.engine import ChatPrompt, SamplingSpec, collect
-from server.cli import model_folder
+from server.engines.factory import model_folder
 from server.engines.vllm_engine import VllmEngine
-from server.settings import Settings
+from server.runtime.settings import Settings
 
 PROMPT = ChatPrompt([{"role": "user", "content": "Write a long story about a lighthouse keeper."}])
 

@@ -10,6 +10,7 @@ from decoding.engine import (
     FinishReason,
     Generation,
     GenerationChunk,
+    ManagedEngine,
     Prompt,
     Sample,
     SampleDelta,
@@ -28,6 +29,7 @@ from decoding.self_consistency import (
     ProgressHook,
     RoundProgress,
     SampleRecord,
+    engine_spec,
     self_consistency,
 )
 from decoding.stopping import (
@@ -57,6 +59,7 @@ __all__ = [
     "FinishReason",
     "Generation",
     "GenerationChunk",
+    "ManagedEngine",
     "ProgressHook",
     "Prompt",
     "RoundProgress",
@@ -73,6 +76,7 @@ __all__ = [
     "beta_confidence",
     "beta_confidence_exact",
     "collect",
+    "engine_spec",
     "extract_answer",
     "fold",
     "self_consistency",

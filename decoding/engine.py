@@ -8,7 +8,8 @@ A generation is a stream of ``GenerationChunk`` deltas; a non-streaming caller f
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import contextlib
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -91,7 +92,8 @@ class EngineInfo:
 class Engine(Protocol):
     """Generates ``spec.n`` samples for one prompt as a single engine request.
 
-    Cancelling or closing the iterator must abort the engine request (all of its samples).
+    ``generate`` is an async generator, so callers can always ``aclose`` it; closing it (or
+    cancelling the task iterating it) must abort the engine request, all of its samples.
     """
 
     @property
@@ -99,7 +101,23 @@ class Engine(Protocol):
 
     def generate(
         self, prompt: Prompt, spec: SamplingSpec, *, stream: bool
-    ) -> AsyncIterator[GenerationChunk]: ...
+    ) -> AsyncGenerator[GenerationChunk, None]: ...
+
+
+@runtime_checkable
+class ManagedEngine(Engine, Protocol):
+    """An engine with a lifetime the server owns: started and stopped by the app's lifespan,
+    watched for death (``errored``), and counting its open requests (``active``)."""
+
+    @property
+    def errored(self) -> bool: ...
+
+    @property
+    def active(self) -> int: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 @dataclass
@@ -155,5 +173,5 @@ def fold(chunks: Sequence[GenerationChunk], n: int) -> Generation:
 
 async def collect(engine: Engine, prompt: Prompt, spec: SamplingSpec) -> Generation:
     """Run one non-streaming engine request and return its finished samples."""
-    chunks = [chunk async for chunk in engine.generate(prompt, spec, stream=False)]
-    return fold(chunks, spec.n)
+    async with contextlib.aclosing(engine.generate(prompt, spec, stream=False)) as chunks:
+        return fold([chunk async for chunk in chunks], spec.n)

@@ -151,9 +151,7 @@ async def self_consistency(
     loop = asyncio.get_running_loop()
     deadline = None if plan.deadline_ms is None else loop.time() + plan.deadline_ms / 1000
     normalizer = AnswerNormalizer(plan.answer_format)
-    base = replace(spec, logprobs=0 if spec.logprobs is None else spec.logprobs)
-    if plan.samples == 1:
-        base = replace(base, temperature=0.0)
+    base = engine_spec(spec, plan)
     stream = plan.max_total_tokens is not None
     state = _State()
     stopped_early = False
@@ -188,6 +186,13 @@ async def self_consistency(
     return _result(state, result, stopped_early)
 
 
+def engine_spec(spec: SamplingSpec, plan: ConsistencyPlan) -> SamplingSpec:
+    """The sampling every round starts from: greedy for one sample, and logprobs always on
+    (the sampled tokens' at least) for the tie-break; receipts report this spec."""
+    base = replace(spec, logprobs=0 if spec.logprobs is None else spec.logprobs)
+    return replace(base, temperature=0.0) if plan.samples == 1 else base
+
+
 async def _run_round(
     engine: Engine,
     prompt: Prompt,
@@ -218,9 +223,7 @@ async def _run_round(
             raise
         done.cut = "deadline"
     finally:
-        aclose = getattr(iterator, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await iterator.aclose()
     if done.cut is not None:
         for sample in samples:
             if sample.finish_reason is None:

@@ -4,7 +4,7 @@
 # "What is 2+3?" with 5, the process is not root. Removes the container it started, whatever
 # happens, and the untagged images its build left; keeps the final image. Prints timings.
 #
-# Machines without a Docker engine or a registry (../shared/CONTAINERS.md) are handled here, not in
+# Machines without a Docker engine or a registry are handled here, not in
 # the Dockerfile: podman is installed if missing (root + apt-get), runc and explicit ulimits come
 # from a private CONTAINERS_CONF, a Debian base image is built with debootstrap under the name the
 # Dockerfile uses when it is not present, and pip in the build gets the host's CA bundle and wheel

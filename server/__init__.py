@@ -1,8 +1,7 @@
-"""Quorum's HTTP face and its engines."""
+"""Quorum's server: an HTTP face (``server.api``) over request handling (``server.serving``)
+and interchangeable engines (``server.engines``), with the process's runtime in
+``server.runtime``. Build an app with ``server.api.app.create_app``."""
 
 __version__ = "0.1.0"
 
-from server.app import create_app
-from server.settings import Settings
-
-__all__ = ["Settings", "__version__", "create_app"]
+__all__ = ["__version__"]

@@ -1,4 +1,4 @@
-"""The ``quorum`` console script.
+"""The ``quorum`` console script: the top of the layers, the only module that sees them all.
 
 quorum serve [--host H --port P --model DIR ...]   start the server (flags: serve --help)
 quorum serve --upstream URL [--upstream URL ...]   serve through vLLM servers (scale-out)
@@ -12,19 +12,10 @@ import asyncio
 import sys
 from pathlib import Path
 
-from server.logging_setup import configure_logging
-from server.settings import Settings
+from server.runtime.logging_setup import configure_logging
+from server.runtime.settings import Settings
 
 USAGE = __doc__ or ""
-
-
-def model_folder(settings: Settings) -> Path:
-    """The model folder to load: the user's, or the embedded default, prepared if missing."""
-    if settings.model is not None:
-        return Path(settings.model)
-    from server.embedded_model import prepare_embedded_model
-
-    return prepare_embedded_model(settings.cache_dir)
 
 
 def serve(args: list[str]) -> int:
@@ -32,14 +23,12 @@ def serve(args: list[str]) -> int:
     settings = Settings(_cli_parse_args=args)
     configure_logging(settings.log_level, [key.get_secret_value() for key in settings.api_keys])
 
-    from decoding.engine import Engine
-    from server.app import create_app
-    from server.engines.testing import engine_for_tests
-    from server.shutdown import run_server
+    from server.api.app import create_app
+    from server.engines.factory import build_engine
+    from server.runtime.serve import run_server
 
-    engine: Engine
     if settings.upstreams:
-        from server.engines.upstream import UpstreamEngine, resolve_upstream_settings
+        from server.engines.upstream import resolve_upstream_settings
         from server.errors import QuorumError
 
         try:  # the served name and context length come from the upstreams unless given
@@ -47,15 +36,8 @@ def serve(args: list[str]) -> int:
         except (QuorumError, ValueError) as exc:
             print(f"quorum serve: {exc}", file=sys.stderr)
             return 1
-        engine = UpstreamEngine(settings)
-    elif (paced := engine_for_tests(settings)) is not None:
-        engine = paced  # hidden test setting QUORUM_TEST_ENGINE=scripted: no model
-    else:
-        from server.engines.vllm_engine import VllmEngine
-
-        engine = VllmEngine(settings, model_folder(settings))
-    app = create_app(settings, engine)
-    # Signals drain in-flight work first (server.shutdown); the exit code says why we stopped.
+    app = create_app(settings, build_engine(settings))
+    # Signals drain in-flight work first (server.runtime.serve); the exit code says why we stopped.
     return run_server(app, settings)
 
 
@@ -65,13 +47,11 @@ def prepare_model(args: list[str]) -> int:
     parser.add_argument("--tiny", type=Path, help="build a tiny random Llama into this folder")
     parser.add_argument("--cache-dir", type=Path, help="cache folder for the embedded model")
     options = parser.parse_args(args)
-    if options.tiny is not None:
-        from server.tiny_model import build_tiny_model
+    from modelprep import build_tiny_model, prepare_embedded_model
 
+    if options.tiny is not None:
         print(build_tiny_model(options.tiny))
         return 0
-    from server.embedded_model import prepare_embedded_model
-
     print(prepare_embedded_model(options.cache_dir))
     return 0
 

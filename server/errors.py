@@ -151,3 +151,15 @@ class UpstreamTimeout(EngineFailed):
 
     status = 504
     default_code = "upstream_timeout"
+
+
+def context_overflow(limit: int, prompt_tokens: int, max_tokens: int) -> InvalidRequest:
+    """The 400 for a prompt plus ``max_tokens`` past the context, the same from every engine
+    (vLLM's own server would silently shorten ``max_tokens`` instead)."""
+    return InvalidRequest(
+        f"This model's maximum context length is {limit} tokens. However, you requested "
+        f"{prompt_tokens + max_tokens} tokens ({prompt_tokens} in the prompt, {max_tokens} for "
+        "the completion, max_tokens). Reduce the prompt or max_tokens.",
+        param="max_tokens",
+        code="context_length_exceeded",
+    )

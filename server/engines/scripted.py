@@ -8,7 +8,7 @@ engine's. Every call is recorded so tests can assert what the server asked for.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 
 from decoding.engine import (
@@ -21,7 +21,7 @@ from decoding.engine import (
     SamplingSpec,
     TokenLogprob,
 )
-from server.errors import InvalidRequest
+from server.errors import context_overflow
 
 Script = Callable[[Prompt, SamplingSpec, int], str]
 
@@ -41,12 +41,19 @@ def prompt_length(prompt: Prompt) -> int:
 
 @dataclass
 class ScriptedEngine:
-    """Implements ``decoding.Engine`` from a script; records every request."""
+    """Implements ``decoding.ManagedEngine`` from a script; records every request."""
 
     script: Script = echo_script
     max_model_len: int = 2048
     calls: list[tuple[Prompt, SamplingSpec, bool]] = field(default_factory=list)
     active: int = 0
+    errored: bool = False  # a script never dies; see ``PacedEngine`` for one that does
+
+    async def start(self) -> None:
+        """Nothing to load."""
+
+    async def stop(self) -> None:
+        """Nothing to release."""
 
     @property
     def info(self) -> EngineInfo:
@@ -57,12 +64,12 @@ class ScriptedEngine:
 
     async def generate(
         self, prompt: Prompt, spec: SamplingSpec, *, stream: bool
-    ) -> AsyncIterator[GenerationChunk]:
+    ) -> AsyncGenerator[GenerationChunk, None]:
         """Yield each sample word by word (streaming) or whole (not streaming)."""
         self.calls.append((prompt, spec, stream))
         prompt_tokens = prompt_length(prompt)
         if prompt_tokens + spec.max_tokens > self.max_model_len:
-            raise InvalidRequest("context length exceeded", param="max_tokens")
+            raise context_overflow(self.max_model_len, prompt_tokens, spec.max_tokens)
         samples = [self._sample(prompt, spec, i) for i in range(spec.n)]
         self.active += 1
         try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import httpx
@@ -21,7 +21,6 @@ from decoding.engine import EngineInfo, GenerationChunk, Prompt, SamplingSpec
 from server import __version__
 from server.engines.upstream_errors import (
     Verdict,
-    context_overflow,
     response_json,
     status_error,
     transport_error,
@@ -36,8 +35,8 @@ from server.engines.upstream_wire import (
     stream_chunks,
     tokenize_body,
 )
-from server.errors import EngineUnavailable, QuorumError, UpstreamFailed
-from server.settings import Settings
+from server.errors import EngineUnavailable, QuorumError, UpstreamFailed, context_overflow
+from server.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 PROBE_READ_TIMEOUT_S = 10.0
@@ -73,6 +72,16 @@ class UpstreamEngine:
     def info(self) -> EngineInfo:
         """The upstream model and server version, learned at start."""
         return self._info
+
+    @property
+    def errored(self) -> bool:
+        """Never: a failed replica leaves the rotation, the gateway itself stays alive."""
+        return False
+
+    @property
+    def active(self) -> int:
+        """Upstream requests open now, over every replica."""
+        return sum(r.in_flight for r in self.pool.replicas)
 
     async def start(self) -> None:
         """Open the pooled client, wait for a first healthy replica, start health checks."""
@@ -192,7 +201,7 @@ class UpstreamEngine:
 
     async def generate(
         self, prompt: Prompt, spec: SamplingSpec, *, stream: bool
-    ) -> AsyncIterator[GenerationChunk]:
+    ) -> AsyncGenerator[GenerationChunk, None]:
         """One upstream request of ``spec.n`` samples on one replica; closing it aborts."""
         client = self._require_client()
         call = build_call(prompt, spec, stream=stream)

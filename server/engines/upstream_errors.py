@@ -16,17 +16,6 @@ MAX_UPSTREAM_MESSAGE_CHARS = 1000
 Verdict = tuple[QuorumError, bool]
 
 
-def context_overflow(limit: int, prompt_tokens: int, max_tokens: int) -> InvalidRequest:
-    """The same 400 the in-process engine gives (vLLM's server would shorten max_tokens)."""
-    return InvalidRequest(
-        f"This model's maximum context length is {limit} tokens. However, you requested "
-        f"{prompt_tokens + max_tokens} tokens ({prompt_tokens} in the prompt, {max_tokens} for "
-        "the completion, max_tokens). Reduce the prompt or max_tokens.",
-        param="max_tokens",
-        code="context_length_exceeded",
-    )
-
-
 def error_fields(payload: Any) -> tuple[str, str | None]:
     """The message and param of an OpenAI (or FastAPI) error body."""
     if isinstance(payload, dict):

@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,8 +31,8 @@ from decoding.engine import (
     TextPrompt,
     TokenLogprob,
 )
-from server.errors import EngineFailed, EngineUnavailable, InvalidRequest
-from server.settings import Settings
+from server.errors import EngineFailed, EngineUnavailable, InvalidRequest, context_overflow
+from server.runtime.settings import Settings
 
 if TYPE_CHECKING:
     from vllm.outputs import CompletionOutput
@@ -86,6 +86,7 @@ class VllmEngine:
         self._engine: Any = None
         self._tokenizer: Any = None
         self._run_dir: Path | None = None
+        self.active = 0  # engine requests open now
         self._info = EngineInfo(
             model=settings.model_name,
             max_model_len=settings.max_model_len,
@@ -125,7 +126,7 @@ class VllmEngine:
         on_cpu = current_platform.is_cpu()
         dtype = settings.dtype
         if dtype == "auto" and on_cpu:
-            dtype = "float32"  # bfloat16 is slower on AVX2 CPUs (ENGINE-NOTES.md)
+            dtype = "float32"  # bfloat16 is slower on AVX2 CPUs (measured)
         eager = settings.enforce_eager if settings.enforce_eager is not None else on_cpu
         args = AsyncEngineArgs(
             model=str(self._model_dir),
@@ -139,7 +140,8 @@ class VllmEngine:
             tensor_parallel_size=settings.tensor_parallel_size,
             seed=settings.seed,
             trust_remote_code=settings.trust_remote_code,
-            # Per-request seeds with chunked prefill kill the CPU engine (ENGINE-NOTES.md).
+            # Per-request seeds with chunked prefill kill the CPU engine (vLLM 0.32:
+            # "CPU Generator does not use offset", then EngineDeadError).
             enable_chunked_prefill=False if on_cpu else None,
             # Requests carry their own sampling parameters; the model folder's defaults do not
             # silently change them.
@@ -170,21 +172,14 @@ class VllmEngine:
 
     async def generate(
         self, prompt: Prompt, spec: SamplingSpec, *, stream: bool
-    ) -> AsyncIterator[GenerationChunk]:
+    ) -> AsyncGenerator[GenerationChunk, None]:
         """Run one engine request of ``spec.n`` samples; closing the iterator aborts it."""
         if self._engine is None:
             raise EngineUnavailable("the engine is not running")
         token_ids = await asyncio.to_thread(self._render, prompt)
         limit = self._info.max_model_len
         if len(token_ids) + spec.max_tokens > limit:
-            raise InvalidRequest(
-                f"This model's maximum context length is {limit} tokens. However, you "
-                f"requested {len(token_ids) + spec.max_tokens} tokens ({len(token_ids)} in "
-                f"the prompt, {spec.max_tokens} for the completion, max_tokens). Reduce the "
-                "prompt or max_tokens.",
-                param="max_tokens",
-                code="context_length_exceeded",
-            )
+            raise context_overflow(limit, len(token_ids), spec.max_tokens)
         from vllm.exceptions import VLLMClientError
         from vllm.inputs import TokensPrompt
         from vllm.v1.engine.exceptions import EngineDeadError
@@ -197,6 +192,7 @@ class VllmEngine:
         outputs = self._engine.generate(
             TokensPrompt(prompt_token_ids=token_ids), params, request_id
         )
+        self.active += 1
         try:
             async for out in outputs:
                 deltas = [self._delta(o, spec) for o in out.outputs]
@@ -206,6 +202,7 @@ class VllmEngine:
         except EngineDeadError as exc:
             raise EngineFailed("the engine died while serving this request") from exc
         finally:
+            self.active -= 1
             await outputs.aclose()
 
     def _sampling_params(self, spec: SamplingSpec, stream: bool) -> Any:

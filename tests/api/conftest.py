@@ -8,19 +8,17 @@ import httpx
 import openai
 import pytest
 
-from server.app import create_app
 from server.engines.scripted import ScriptedEngine
-from server.settings import Settings
+from server.runtime.settings import Settings
+from tests.inprocess import MODEL, InProcess, make_settings, serving
 
-MODEL = "test-model"
+__all__ = ["MODEL"]
 
 
 @pytest.fixture
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """Settings for a scripted server; caps small enough to test."""
-    return Settings(
-        served_name=MODEL, cache_dir=tmp_path_factory.mktemp("cache"), max_n=8, max_model_len=512
-    )
+    return make_settings(tmp_path_factory.mktemp("cache"))
 
 
 @pytest.fixture
@@ -30,18 +28,19 @@ def engine() -> ScriptedEngine:
 
 
 @pytest.fixture
-async def http(settings: Settings, engine: ScriptedEngine) -> AsyncIterator[httpx.AsyncClient]:
-    """An httpx client wired to the app in-process, its lifespan running."""
-    app = create_app(settings, engine)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://quorum") as client:
-            yield client
+async def running(settings: Settings, engine: ScriptedEngine) -> AsyncIterator[InProcess]:
+    """The app on the test's engine, its lifespan running."""
+    async with serving(settings, engine) as running:
+        yield running
 
 
 @pytest.fixture
-async def client(http: httpx.AsyncClient) -> openai.AsyncOpenAI:
+def http(running: InProcess) -> httpx.AsyncClient:
+    """An httpx client wired to the app in-process."""
+    return running.http
+
+
+@pytest.fixture
+def client(running: InProcess) -> openai.AsyncOpenAI:
     """The official OpenAI client talking to the in-process app."""
-    return openai.AsyncOpenAI(
-        api_key="unused", base_url="http://quorum/v1", http_client=http, max_retries=0
-    )
+    return running.client

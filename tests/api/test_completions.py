@@ -7,7 +7,7 @@ from typing import Any
 import openai
 
 from server.engines.scripted import ScriptedEngine
-from tests.api.conftest import MODEL
+from tests.inprocess import MODEL
 from tests.openai_schema import validate
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from decoding.creative import CREATIVE_DEFAULTS
 from server.engines.scripted import ScriptedEngine
-from tests.api.conftest import MODEL
+from tests.inprocess import MODEL
 from tests.openai_schema import validate
 
 MESSAGES = [{"role": "user", "content": "a poem"}]

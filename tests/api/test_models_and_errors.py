@@ -7,7 +7,7 @@ import openai
 import pytest
 
 from server.engines.scripted import ScriptedEngine
-from tests.api.conftest import MODEL
+from tests.inprocess import MODEL
 from tests.openai_schema import validate
 
 MESSAGES = [{"role": "user", "content": "hi"}]

@@ -10,10 +10,9 @@ import openai
 import pytest
 
 from decoding.engine import Prompt, SamplingSpec
-from server.app import create_app
 from server.engines.scripted import ScriptedEngine
-from server.settings import Settings
-from tests.api.conftest import MODEL
+from server.runtime.settings import Settings
+from tests.inprocess import MODEL, serving
 from tests.openai_schema import validate
 
 QUESTION = [{"role": "user", "content": "What is 2+3?"}]
@@ -85,11 +84,8 @@ async def test_min_agreement_abstains_and_says_why(http: httpx.AsyncClient) -> N
 
 async def test_adaptive_stops_before_the_cap(engine: ScriptedEngine, settings: Settings) -> None:
     unanimous = ScriptedEngine(script=lambda p, s, i: "The answer is 5", max_model_len=512)
-    app = create_app(settings, unanimous)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://q") as http:
-            result = await precise(http, samples=8, adaptive=True, seed=3)
+    async with serving(settings, unanimous) as running:
+        result = await precise(running.http, samples=8, adaptive=True, seed=3)
     assert result["stopped_early"] is True
     assert result["samples_used"] < 8
     assert [call[1].seed for call in unanimous.calls] == [3, 5][: len(unanimous.calls)]

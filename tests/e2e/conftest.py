@@ -8,8 +8,8 @@ from pathlib import Path
 import openai
 import pytest
 
-from server.embedded_model import DEFAULT_MODEL_NAME, default_cache_dir
-from server.tiny_model import build_tiny_model
+from modelprep.embedded import DEFAULT_MODEL_NAME, default_cache_dir
+from modelprep.tiny import build_tiny_model
 from tests.e2e.server_process import ServerProcess
 
 TINY = "tiny-llama"

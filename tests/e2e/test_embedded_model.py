@@ -8,7 +8,7 @@ import httpx
 import openai
 import pytest
 
-from server.embedded_model import DEFAULT_MODEL_NAME
+from modelprep.embedded import DEFAULT_MODEL_NAME
 from tests.e2e.server_process import ServerProcess
 
 pytestmark = pytest.mark.engine

@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server.embedded_model import default_cache_dir
-from server.tiny_model import build_tiny_model
+from modelprep.embedded import default_cache_dir
+from modelprep.tiny import build_tiny_model
 from tests.e2e.conftest import TINY
 from tests.e2e.server_process import ServerProcess, free_port
 
@@ -72,7 +72,8 @@ class VllmReplica:
             "--dtype", "float32", "--enforce-eager",
             "--max-model-len", str(REPLICA_MAX_MODEL_LEN),
             "--host", "127.0.0.1", "--port", str(self.port),
-            # Per-request seeds with chunked prefill kill the CPU engine (ENGINE-NOTES.md).
+            # Per-request seeds with chunked prefill kill the CPU engine (vLLM 0.32:
+            # "CPU Generator does not use offset").
             "--no-enable-chunked-prefill",
         ]  # fmt: skip
         self._log = self.log_path.open("ab")

@@ -11,38 +11,27 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
-import httpx
-import openai
 import pytest
 from fastapi import FastAPI
 
-from server.app import create_app
+from server.engines.paced import PacedEngine
 from server.engines.scripted import ScriptedEngine
-from server.engines.testing import PacedEngine
-from server.settings import Settings
+from server.runtime.settings import Settings
+from tests import inprocess
 from tests.e2e.server_process import ServerProcess
+from tests.inprocess import MODEL
 
-MODEL = "test-model"
 MESSAGES = [{"role": "user", "content": "hi"}]
 CHAT = "/v1/chat/completions"
 
 
 def make_settings(tmp: Path, **overrides: Any) -> Settings:
-    """Settings for a scripted server with small, testable caps."""
-    values: dict[str, Any] = {
-        "served_name": MODEL,
-        "cache_dir": tmp,
-        "max_n": 8,
-        "max_samples": 8,
-        "max_model_len": 512,
-    }
-    values.update(overrides)
-    return Settings(**values)
+    """Settings for a scripted server with small, testable caps (precise samples too)."""
+    return inprocess.make_settings(tmp, **{"max_samples": 8, **overrides})
 
 
 def paced(token_delay_s: float = 0.0) -> PacedEngine:
@@ -53,21 +42,6 @@ def paced(token_delay_s: float = 0.0) -> PacedEngine:
 def words(count: int) -> str:
     """A prompt of ``count`` words: the echo script replies with them, one token each."""
     return " ".join(f"w{i}" for i in range(count))
-
-
-@asynccontextmanager
-async def serving(
-    settings: Settings, engine: Any
-) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient, openai.AsyncOpenAI]]:
-    """The app with its lifespan running, an httpx client on it, and the official client."""
-    app = create_app(settings, engine)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://quorum") as http:
-            client = openai.AsyncOpenAI(
-                api_key="unused", base_url="http://quorum/v1", http_client=http, max_retries=0
-            )
-            yield app, http, client
 
 
 async def until(condition: Callable[[], bool], within: float = 5.0) -> float:

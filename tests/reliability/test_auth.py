@@ -1,4 +1,4 @@
-"""Item 8: with keys configured every inference route needs a bearer key, checked on the ASGI
+"""With keys configured every inference route needs a bearer key, checked on the ASGI
 path in constant time; probes stay open; CORS is off unless origins are configured, and never
 allows credentials. (Host-header and request-target tricks over a real socket:
 ``test_processes.py``.)"""
@@ -13,10 +13,11 @@ import openai
 import pytest
 from pydantic import SecretStr
 
+from server.api.middleware import auth
+from server.api.middleware.auth import AuthMiddleware, bearer_token
 from server.engines.scripted import ScriptedEngine
-from server.middleware import auth
-from server.middleware.auth import AuthMiddleware, bearer_token
-from tests.reliability.conftest import CHAT, MESSAGES, MODEL, AsgiCall, make_settings, serving
+from tests.inprocess import MODEL, serving
+from tests.reliability.conftest import CHAT, MESSAGES, AsgiCall, make_settings
 
 KEYS = ["sk-first-key-123", "sk-second-key-456"]
 INFERENCE = [

@@ -1,4 +1,4 @@
-"""Item 11: property-based fuzzing with schemathesis against the app's own ``/openapi.json``,
+"""Property-based fuzzing with schemathesis against the app's own ``/openapi.json``,
 positive and negative, in-process on the scripted engine: no 5xx, responses match the schema.
 
 Bounded in time: 40 examples per operation and mode, no shrinking, a fixed seed (deterministic).
@@ -14,7 +14,7 @@ import pytest
 import schemathesis
 from schemathesis.config import SchemathesisConfig
 
-from server.app import create_app
+from server.api.app import create_app
 from server.engines.scripted import ScriptedEngine
 from tests.reliability.conftest import make_settings
 

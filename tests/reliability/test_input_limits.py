@@ -14,8 +14,9 @@ import openai
 import pytest
 
 from server.engines.scripted import ScriptedEngine
+from tests.inprocess import MODEL, serving
 from tests.openai_schema import validate
-from tests.reliability.conftest import CHAT, MESSAGES, MODEL, make_settings, serving
+from tests.reliability.conftest import CHAT, MESSAGES, make_settings
 
 ERROR_KEYS = {"message", "type", "param", "code"}
 

@@ -12,18 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-from server.shutdown import descendants, reap
-from tests.reliability.conftest import (
-    CHAT,
-    MESSAGES,
-    MODEL,
-    AsgiCall,
-    make_settings,
-    paced,
-    serving,
-    until,
-    words,
-)
+from server.runtime.reaper import descendants, reap
+from tests.inprocess import MODEL, serving
+from tests.reliability.conftest import CHAT, MESSAGES, AsgiCall, make_settings, paced, until, words
 
 LONG = [{"role": "user", "content": words(60)}]  # ~60 tokens at 20 ms: 1.2 s of work
 

@@ -13,9 +13,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from server.engines.scripted import ScriptedEngine
-from server.logging_setup import JsonFormatter
-from server.metrics import Metrics, observe_precise
-from tests.reliability.conftest import CHAT, MESSAGES, MODEL, make_settings, serving
+from server.runtime.logging_setup import JsonFormatter
+from server.runtime.metrics import Metrics, observe_precise
+from tests.inprocess import MODEL, serving
+from tests.reliability.conftest import CHAT, MESSAGES, make_settings
 
 CANARY = "canary-7f3a9c-zebra-quartz"
 KEY = "sk-secret-canary-key-0042"

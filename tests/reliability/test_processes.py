@@ -1,12 +1,12 @@
 """Real ``quorum serve`` processes on the paced scripted engine (hidden test setting, no model):
 what only real sockets and signals can show.
 
-- Item 6: SIGTERM turns readiness 503 at once, refuses new requests with 503, lets in-flight
+- SIGTERM turns readiness 503 at once, refuses new requests with 503, lets in-flight
   requests finish within the drain time (or cuts them at its end), then exits 0.
-- Item 4: a client that closes its socket aborts the engine work within a second.
-- Item 8: Host-header and request-target tricks over a raw socket cannot skip the key check.
-- Item 9: the logs of a real process never hold a prompt (default level) or a key (debug level).
-- Item 12: the load smoke test at 2x capacity: only 429/503 as errors, then normal service.
+- A client that closes its socket aborts the engine work within a second.
+- Host-header and request-target tricks over a raw socket cannot skip the key check.
+- The logs of a real process never hold a prompt (default level) or a key (debug level).
+- The load smoke test at 2x capacity: only 429/503 as errors, then normal service.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ import pytest
 
 from bench.load import chat_body, run_load, serves_normally
 from tests.e2e.server_process import ServerProcess
-from tests.reliability.conftest import CHAT, MODEL, scripted_process, words
+from tests.inprocess import MODEL
+from tests.reliability.conftest import CHAT, scripted_process, words
 
 CANARY = "canary-51d2-heron-basalt"
 KEY = "sk-process-canary-key-9731"

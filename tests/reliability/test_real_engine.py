@@ -1,11 +1,11 @@
 """The real vLLM engine in real processes (tiny random Llama): what the scripted engine cannot
 show. Two starts in all (~20-30 s each on a 2-core CPU).
 
-- Item 2: prompt + max_tokens past the window is a 400 naming max_tokens with both numbers.
-- Item 9: a canary prompt never reaches the logs at the default level.
-- Item 6: SIGTERM with a stream in flight: readiness 503 at once, new requests 503, the stream
+- Prompt + max_tokens past the window is a 400 naming max_tokens with both numbers.
+- A canary prompt never reaches the logs at the default level.
+- SIGTERM with a stream in flight: readiness 503 at once, new requests 503, the stream
   finishes, exit 0, no engine process left.
-- Item 7: the engine core process killed mid-request: in-flight requests get 500, ``/health``
+- The engine core process killed mid-request: in-flight requests get 500, ``/health``
   is no longer 200, the process exits non-zero, no engine process left. (The SSE error event
   of a stream cut by an engine death: ``test_lifecycle.py``, on the scripted engine.)
 """
@@ -24,8 +24,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server.embedded_model import default_cache_dir
-from server.tiny_model import build_tiny_model
+from modelprep.embedded import default_cache_dir
+from modelprep.tiny import build_tiny_model
 from tests.e2e.server_process import ServerProcess
 from tests.reliability.test_processes import metric, poll, sse_events
 

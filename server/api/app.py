@@ -1,0 +1,72 @@
+"""``create_app(settings, engine)``: the FastAPI app, its lifespan, layers and routes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import Depends, FastAPI
+
+from decoding.engine import ManagedEngine
+from server import __version__
+from server.api.admission import admit
+from server.api.deps import ServerState
+from server.api.error_handlers import QuorumAPI, install_error_handlers
+from server.api.middleware import install_middleware
+from server.api.routes import creative, health, metrics, openai, precise
+from server.runtime.admission import Admission
+from server.runtime.lifecycle import Lifecycle, watch_engine
+from server.runtime.metrics import Metrics
+from server.runtime.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, engine: ManagedEngine) -> FastAPI:
+    """Build the app around an engine; the lifespan starts and stops it."""
+    lifecycle = Lifecycle()
+    server_state = ServerState(settings, engine, lifecycle, created=int(time.time()))
+    registry = Metrics()
+    admission = Admission(settings.max_inflight_samples)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        lifecycle.start()  # before the engine: a SIGTERM during its start must hold
+        await engine.start()
+        lifecycle.ready = True
+        watchdog = asyncio.create_task(watch_engine(engine, lifecycle))
+        log.info("ready", extra={"model": settings.model_name})
+        try:
+            yield {}
+        finally:
+            watchdog.cancel()
+            lifecycle.draining = True
+            await engine.stop()
+
+    app = QuorumAPI(
+        title="Quorum",
+        summary="Inference-time reliability: precise answers by vote, creative sampling, "
+        "and an OpenAI-compatible API over vLLM.",
+        version=__version__,
+        lifespan=lifespan,
+        dependencies=[Depends(admit)],
+    )
+    app.state.quorum = server_state
+    app.state.lifecycle = lifecycle
+    app.state.metrics = registry
+    app.state.admission = admission
+    registry.watch(
+        admitted=lambda: admission.in_use,
+        capacity=admission.capacity,
+        engine_active=lambda: engine.active,
+        ready=lambda: float(lifecycle.serving),
+    )
+    install_error_handlers(app)
+    install_middleware(app, settings, lifecycle, registry)
+    for module in (metrics, health, openai, creative, precise):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,70 @@
+"""Bearer-key auth on the ASGI path, deny by default, keys compared in constant time.
+
+The check reads ``scope["path"]`` (already percent-decoded by the server, never the Host header
+or the raw request target) and lets through only the exact public paths; everything else,
+including unknown and oddly spelled paths (``//v1``, ``/V1``, ``/v1/%6dodels``), needs a key.
+Keys are compared as SHA-256 digests with ``hmac.compare_digest``, against every configured key
+without stopping early, so neither content nor length nor which key matched leaks in timing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections.abc import Sequence
+
+from pydantic import SecretStr
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from server.api.middleware.common import header, is_public, record_of, send_error
+from server.errors import AuthenticationFailed
+
+log = logging.getLogger(__name__)
+
+
+def _digest(key: str | bytes) -> bytes:
+    return hashlib.sha256(key if isinstance(key, bytes) else key.encode()).digest()
+
+
+def bearer_token(value: bytes | None) -> bytes | None:
+    """The credential of an ``Authorization: Bearer <token>`` header, or None."""
+    if value is None:
+        return None
+    scheme, _, token = value.strip().partition(b" ")
+    token = token.strip()
+    if scheme.lower() != b"bearer" or not token:
+        return None
+    return token
+
+
+class AuthMiddleware:
+    """401 with an OpenAI error body unless the request carries one of the keys."""
+
+    def __init__(self, app: ASGIApp, keys: Sequence[SecretStr]) -> None:
+        self.app = app
+        self._digests = [_digest(k.get_secret_value()) for k in keys]
+
+    def accepts(self, token: bytes | None) -> bool:
+        """Whether the token is one of the keys (constant time over all keys)."""
+        candidate = _digest(token or b"")
+        matches = [hmac.compare_digest(candidate, digest) for digest in self._digests]
+        return token is not None and any(matches)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or not self._digests or is_public(scope):
+            await self.app(scope, receive, send)
+            return
+        if self.accepts(bearer_token(header(scope, b"authorization"))):
+            await self.app(scope, receive, send)
+            return
+        record = record_of(scope)
+        if record is not None:
+            record.rejected = "unauthenticated"
+        if scope["type"] != "http":
+            return  # a websocket closes without being accepted
+        error = AuthenticationFailed(
+            "Missing or incorrect API key. Send it as 'Authorization: Bearer <key>'.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+        await send_error(send, error)

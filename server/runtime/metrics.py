@@ -1,0 +1,137 @@
+"""Prometheus metrics, one registry per app: requests, latency, load, rejections, precise votes.
+
+Labels are bounded sets (route templates, modes, status codes, reasons): no prompt text and no
+raw paths ever become a label. Precise mode reports each vote through ``observe_precise``, which
+finds the metrics of the app serving the current request (a context variable the request's
+middleware sets), so services need no handle on the app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextvars import ContextVar
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+SAMPLE_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 128)
+AGREEMENT_BUCKETS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
+
+
+class Metrics:
+    """Every metric the server exports, registered on a registry of its own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "quorum_requests",
+            "HTTP requests by route template, mode and status (499: the client went away).",
+            ["route", "mode", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "quorum_request_duration_seconds",
+            "Time from request to the last byte of the response.",
+            ["route", "mode"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.first_byte = Histogram(
+            "quorum_time_to_first_byte_seconds",
+            "Time from request to the response's start (the first token of a stream).",
+            ["route", "mode"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.inflight = Gauge(
+            "quorum_inflight_requests",
+            "Requests being served now (health probes excluded).",
+            registry=r,
+        )
+        self.admitted = Gauge(
+            "quorum_admitted_samples",
+            "Samples admitted and not finished, running or queued in the engine: the queue depth.",
+            registry=r,
+        )
+        self.capacity = Gauge(
+            "quorum_admission_capacity_samples",
+            "The admission cap on admitted samples.",
+            registry=r,
+        )
+        self.engine_active = Gauge(
+            "quorum_engine_requests_active",
+            "Engine requests open now, for engines that count them (NaN otherwise).",
+            registry=r,
+        )
+        self.rejections = Counter(
+            "quorum_rejections",
+            "Requests refused before any engine work, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.aborts = Counter(
+            "quorum_aborts",
+            "Requests whose engine work was aborted, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.ready = Gauge("quorum_ready", "1 while the server accepts work.", registry=r)
+        self.precise_samples = Histogram(
+            "quorum_precise_samples_used",
+            "Samples drawn per precise-mode request.",
+            buckets=SAMPLE_BUCKETS,
+            registry=r,
+        )
+        self.precise_agreement = Histogram(
+            "quorum_precise_agreement",
+            "The winning answer's share of votes per precise-mode request.",
+            buckets=AGREEMENT_BUCKETS,
+            registry=r,
+        )
+        self.precise_abstentions = Counter(
+            "quorum_precise_abstentions", "Precise-mode requests that abstained.", registry=r
+        )
+
+    def watch(
+        self,
+        *,
+        admitted: Callable[[], float],
+        capacity: float,
+        engine_active: Callable[[], float],
+        ready: Callable[[], float],
+    ) -> None:
+        """Gauges read live from their owners at scrape time."""
+        self.admitted.set_function(admitted)
+        self.capacity.set(capacity)
+        self.engine_active.set_function(engine_active)
+        self.ready.set_function(ready)
+
+    def observe_precise(self, samples_used: int, agreement: float | None, abstained: bool) -> None:
+        """Record one precise-mode vote."""
+        self.precise_samples.observe(samples_used)
+        if agreement is not None:
+            self.precise_agreement.observe(agreement)
+        if abstained:
+            self.precise_abstentions.inc()
+
+    def render(self) -> bytes:
+        """The registry in Prometheus' text format."""
+        return generate_latest(self.registry)
+
+
+CURRENT: ContextVar[Metrics | None] = ContextVar("quorum_metrics", default=None)
+
+
+def observe_precise(samples_used: int, agreement: float | None, abstained: bool) -> None:
+    """Record one precise-mode vote on the metrics of the app serving this request (no-op
+    outside a request)."""
+    metrics = CURRENT.get()
+    if metrics is not None:
+        metrics.observe_precise(samples_used, agreement, abstained)

@@ -1,0 +1,334 @@
+"""One plan per request, made before the first byte of the response is sent.
+
+``plan(body, mode, settings)`` turns any wire body (chat, completions, precise) into a ``Plan``:
+the prompt(s), the engine sampling spec, precise mode's consistency plan, and how to render the
+response. Every cap is checked here, so a request past one gets a 400 whether or not it asked
+to stream; nothing after the plan refuses a request for its fields.
+
+Modes come from the model name: ``<name>`` honours the request's own parameters with OpenAI's
+defaults (like vLLM), ``<name>:creative`` fills unset ones with creative defaults, and
+``<name>:precise`` votes over samples. The creative and precise routes fix their mode.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ValidationError
+
+from decoding.creative import CREATIVE_DEFAULTS
+from decoding.engine import ChatPrompt, Prompt, SamplingSpec, TextPrompt
+from decoding.self_consistency import ConsistencyPlan
+from decoding.stopping import BetaStopping, StoppingRule, WindowStopping
+from server.errors import InvalidRequest, ModelNotFound
+from server.runtime.settings import Settings
+from server.wire.chat import ChatCompletionRequest, ChatMessage
+from server.wire.completions import CompletionRequest
+from server.wire.precise import DEFAULT_PRECISE_TEMPERATURE, PreciseOptions, PreciseRequest
+
+Mode = Literal["plain", "creative", "precise"]
+Surface = Literal["chat", "completions", "precise"]
+RequestBody = ChatCompletionRequest | CompletionRequest | PreciseRequest
+MODE_SUFFIXES: tuple[Mode, ...] = ("creative", "precise")
+MAX_STOP_SEQUENCES = 4
+MAX_STOP_CHARS = 256
+COMPLETIONS_DEFAULT_MAX_TOKENS = 16  # OpenAI's default for legacy completions
+SEED_RANGE = (0, 2**31 - 1)  # drawn precise seeds; sample i gets seed + i
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything decided about a request before its response starts."""
+
+    surface: Surface  # which OpenAI (or Quorum) shape the response takes
+    mode: Mode
+    model: str  # the model name echoed in the response
+    prompts: tuple[Prompt, ...]  # one, or a legacy completions batch
+    spec: SamplingSpec
+    consistency: ConsistencyPlan | None = None  # precise mode only
+    stream: bool = False
+    include_usage: bool = False
+    echo: bool = False
+
+    @property
+    def prompt(self) -> Prompt:
+        """The (first) prompt."""
+        return self.prompts[0]
+
+
+def resolve_mode(requested: str | None, served_name: str, default: Mode = "plain") -> Mode:
+    """The mode a model name asks for; 404 for a model this server does not serve."""
+    if requested is None:
+        return default
+    name, sep, suffix = requested.partition(":")
+    if name == served_name and not sep:
+        return default
+    for mode in MODE_SUFFIXES:
+        if name == served_name and suffix == mode:
+            return mode
+    raise ModelNotFound(
+        f"The model '{requested[:200]}' does not exist. This server serves '{served_name}', "
+        f"'{served_name}:creative' and '{served_name}:precise'.",
+        param="model",
+    )
+
+
+def route_mode(route: Literal["creative", "precise"], requested: str | None, served: str) -> Mode:
+    """The mode of a mode route (``/v1/creative``, ``/v1/precise``), which serves only its own."""
+    mode = resolve_mode(requested, served, default=route)
+    if mode != route:
+        raise InvalidRequest(f"/v1/{route} serves only the {route} mode", param="model")
+    return mode
+
+
+@dataclass(frozen=True)
+class SamplingRequest:
+    """The sampling fields of any request body, as the client sent them."""
+
+    n: int | None
+    temperature: float | None
+    top_p: float | None
+    max_tokens: int | None
+    seed: int | None
+    stop: str | list[str] | None
+    presence_penalty: float | None
+    frequency_penalty: float | None
+    logprobs: int | None
+    max_tokens_param: str = "max_tokens"
+
+
+def sampling_request(body: RequestBody) -> SamplingRequest:
+    """The one constructor from a wire body to its sampling fields."""
+    max_tokens, param, logprobs = body.max_tokens, "max_tokens", None
+    n = None if isinstance(body, PreciseRequest) else body.n
+    if isinstance(body, ChatCompletionRequest):
+        if body.max_completion_tokens is not None:
+            max_tokens, param = body.max_completion_tokens, "max_completion_tokens"
+        logprobs = (body.top_logprobs or 0) if body.logprobs else None
+    elif isinstance(body, CompletionRequest):
+        logprobs = body.logprobs
+    return SamplingRequest(
+        n=n,
+        temperature=body.temperature,
+        top_p=body.top_p,
+        max_tokens=max_tokens,
+        seed=body.seed,
+        stop=body.stop,
+        presence_penalty=body.presence_penalty,
+        frequency_penalty=body.frequency_penalty,
+        logprobs=logprobs,
+        max_tokens_param=param,
+    )
+
+
+def _stop_sequences(stop: str | list[str] | None) -> tuple[str, ...]:
+    stops = [stop] if isinstance(stop, str) else list(stop or [])
+    if len(stops) > MAX_STOP_SEQUENCES:
+        raise InvalidRequest(
+            f"stop may hold at most {MAX_STOP_SEQUENCES} sequences, got {len(stops)}",
+            param="stop",
+        )
+    for item in stops:
+        if not item or len(item) > MAX_STOP_CHARS:
+            raise InvalidRequest(
+                f"each stop sequence must have 1 to {MAX_STOP_CHARS} characters", param="stop"
+            )
+    return tuple(stops)
+
+
+def sampling_spec(
+    req: SamplingRequest, mode: Mode, settings: Settings, *, default_max_tokens: int
+) -> SamplingSpec:
+    """Map a request to engine sampling parameters, enforcing the server's caps."""
+    n = req.n if req.n is not None else 1
+    if n > settings.max_n:
+        raise InvalidRequest(f"n must be at most {settings.max_n}, got {n}", param="n")
+    max_tokens = req.max_tokens if req.max_tokens is not None else default_max_tokens
+    if max_tokens > settings.tokens_cap:
+        raise InvalidRequest(
+            f"{req.max_tokens_param} must be at most {settings.tokens_cap}, got {max_tokens}",
+            param=req.max_tokens_param,
+        )
+    if req.temperature is not None and req.temperature > settings.max_temperature:
+        raise InvalidRequest(
+            f"temperature must be at most {settings.max_temperature}, got {req.temperature}",
+            param="temperature",
+        )
+    if req.top_p is not None and req.top_p > settings.max_top_p:
+        raise InvalidRequest(
+            f"top_p must be at most {settings.max_top_p}, got {req.top_p}", param="top_p"
+        )
+    temperature, top_p, presence = req.temperature, req.top_p, req.presence_penalty
+    if mode == "creative":
+        temperature = CREATIVE_DEFAULTS.temperature if temperature is None else temperature
+        top_p = CREATIVE_DEFAULTS.top_p if top_p is None else top_p
+        presence = CREATIVE_DEFAULTS.presence_penalty if presence is None else presence
+    return SamplingSpec(
+        n=n,
+        temperature=1.0 if temperature is None else temperature,
+        top_p=1.0 if top_p is None else top_p,
+        max_tokens=max_tokens,
+        seed=req.seed,
+        stop=_stop_sequences(req.stop),
+        presence_penalty=presence or 0.0,
+        frequency_penalty=req.frequency_penalty or 0.0,
+        logprobs=req.logprobs,
+    )
+
+
+def chat_prompt(messages: list[ChatMessage]) -> ChatPrompt:
+    """The conversation as plain role/content messages for the chat template."""
+    return ChatPrompt(messages=[{"role": m.role, "content": m.text()} for m in messages])
+
+
+def plan(body: RequestBody, mode: Mode, settings: Settings) -> Plan:
+    """The whole plan of a request, every cap checked, before anything is sent."""
+    if mode == "precise":
+        return _precise_plan(body, settings)
+    if isinstance(body, PreciseRequest):
+        raise InvalidRequest("/v1/precise serves only the precise mode", param="model")
+    sampling = sampling_request(body)
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    if isinstance(body, ChatCompletionRequest):
+        if body.model is None and mode == "plain":  # the mode routes imply their model
+            raise InvalidRequest("model is required", param="model")
+        spec = sampling_spec(
+            sampling, mode, settings, default_max_tokens=settings.default_max_tokens
+        )
+        return Plan(
+            "chat",
+            mode,
+            body.model or settings.model_name,
+            (chat_prompt(body.messages),),
+            spec,
+            stream=bool(body.stream),
+            include_usage=include_usage,
+        )
+    if body.suffix:
+        raise InvalidRequest("suffix is not supported", param="suffix")
+    prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
+    if not prompts:
+        raise InvalidRequest("prompt must not be empty", param="prompt")
+    spec = sampling_spec(
+        sampling, mode, settings, default_max_tokens=COMPLETIONS_DEFAULT_MAX_TOKENS
+    )
+    if len(prompts) * spec.n > settings.max_n:
+        raise InvalidRequest(
+            f"prompts x n must be at most {settings.max_n}, got {len(prompts) * spec.n}",
+            param="prompt",
+        )
+    return Plan(
+        "completions",
+        mode,
+        body.model,
+        tuple(TextPrompt(p) for p in prompts),
+        spec,
+        stream=bool(body.stream),
+        include_usage=include_usage,
+        echo=bool(body.echo),
+    )
+
+
+def _precise_plan(body: RequestBody, settings: Settings) -> Plan:
+    """Precise mode on any surface: its options, one prompt, one answer."""
+    model = body.model or settings.model_name
+    if isinstance(body, PreciseRequest):
+        options: PreciseOptions = body
+        messages, text = body.messages, body.prompt
+        surface: Surface = "precise"
+    else:
+        if body.n not in (None, 1):
+            raise InvalidRequest("precise mode returns one answer: use samples, not n", param="n")
+        options = options_from_extras(body, body.temperature)
+        if isinstance(body, ChatCompletionRequest):
+            messages, text, surface = body.messages, None, "chat"
+        else:
+            if not isinstance(body.prompt, str):
+                raise InvalidRequest("precise mode takes one prompt string", param="prompt")
+            if body.stream:
+                raise InvalidRequest(
+                    "stream precise completions through /v1/precise", param="stream"
+                )
+            messages, text, surface = None, body.prompt, "completions"
+    prompt: Prompt = chat_prompt(messages) if messages is not None else TextPrompt(text or "")
+    consistency = consistency_plan(options, settings)
+    return Plan(
+        surface,
+        "precise",
+        model,
+        (prompt,),
+        precise_spec(options, sampling_request(body), settings),
+        consistency,
+        stream=bool(body.stream),
+        include_usage=_include_usage(body),
+    )
+
+
+def _include_usage(body: RequestBody) -> bool:
+    options = getattr(body, "stream_options", None)
+    return bool(options and options.include_usage)
+
+
+def options_from_extras(body: BaseModel, temperature: float | None) -> PreciseOptions:
+    """Precise options sent as extra body fields of an OpenAI request (``extra_body``)."""
+    extras: dict[str, Any] = dict(body.model_extra or {})
+    try:
+        return PreciseOptions.model_validate({**extras, "temperature": temperature})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        param = ".".join(str(p) for p in first.get("loc", ())) or None
+        raise InvalidRequest(f"{param}: {first.get('msg', 'invalid')}", param=param) from exc
+
+
+def stopping_rule(name: str) -> StoppingRule:
+    """The named adaptive stopping rule with its documented defaults."""
+    return WindowStopping() if name == "esc" else BetaStopping()
+
+
+def consistency_plan(options: PreciseOptions, settings: Settings) -> ConsistencyPlan:
+    """The decoding plan, with ``samples`` capped by the server."""
+    if options.samples > settings.max_samples:
+        raise InvalidRequest(
+            f"samples must be at most {settings.max_samples}, got {options.samples}",
+            param="samples",
+        )
+    return ConsistencyPlan(
+        samples=options.samples,
+        answer_format=options.answer_format,
+        min_agreement=options.min_agreement,
+        adaptive=options.adaptive,
+        stopping=stopping_rule(options.stopping_rule),
+        max_total_tokens=options.max_total_tokens,
+        deadline_ms=options.deadline_ms,
+    )
+
+
+def precise_spec(
+    options: PreciseOptions, sampling: SamplingRequest, settings: Settings
+) -> SamplingSpec:
+    """Engine sampling for precise mode: greedy (temperature 0) for one sample, else the vote
+    temperature; a seed always set, drawn when the client gave none, so the receipt replays."""
+    temperature = options.temperature
+    if options.samples == 1:
+        temperature = 0.0  # greedy whatever the client sent: the one place the server decides
+    elif temperature is None:
+        # The documented default, kept within the server's temperature cap.
+        temperature = min(DEFAULT_PRECISE_TEMPERATURE, settings.max_temperature)
+    seed = sampling.seed if sampling.seed is not None else secrets.randbelow(SEED_RANGE[1])
+    request = SamplingRequest(
+        n=1,
+        temperature=temperature,
+        top_p=sampling.top_p,
+        max_tokens=sampling.max_tokens,
+        seed=seed,
+        stop=sampling.stop,
+        presence_penalty=sampling.presence_penalty,
+        frequency_penalty=sampling.frequency_penalty,
+        logprobs=None,
+        max_tokens_param=sampling.max_tokens_param,
+    )
+    return sampling_spec(
+        request, "precise", settings, default_max_tokens=settings.default_max_tokens
+    )

@@ -1,0 +1,205 @@
+"""Precise mode on any engine and any surface: plan -> self-consistency -> evidence -> shape.
+
+Streaming is honest: the vote needs every sample, so a stream carries progress events while
+samples are drawn and the winning text once the vote is decided, never a fake token stream.
+On ``/v1/precise`` the events are ``precise.progress`` objects then the ``precise.answer``; on a
+``:precise`` chat they ride on choice-less chunks (which OpenAI clients skip), then the text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import asdict
+from typing import Any
+
+from decoding.engine import Engine
+from decoding.self_consistency import (
+    ConsistencyPlan,
+    ConsistencyResult,
+    ProgressHook,
+    RoundProgress,
+    engine_spec,
+    self_consistency,
+)
+from server import __version__
+from server.runtime.metrics import observe_precise
+from server.serving import sse
+from server.serving.plan import Plan
+from server.serving.shapes import ChatChunks, chat_completion, completion, new_id
+from server.wire.chat import ChatChoice, ChatCompletion, ChunkChoice, ChunkDelta, ResponseMessage
+from server.wire.common import Usage
+from server.wire.completions import Completion, CompletionChoice
+from server.wire.precise import Evidence, PreciseAnswer, Receipt, SampleOut, VoteOut
+
+Outcome = tuple[ConsistencyResult, Evidence]
+Rendered = PreciseAnswer | ChatCompletion | Completion
+
+
+async def run(engine: Engine, plan: Plan, on_round: ProgressHook | None = None) -> Outcome:
+    """Sample, extract, vote; the raw result and its wire evidence."""
+    consistency = _consistency(plan)
+    result = await self_consistency(engine, plan.prompt, plan.spec, consistency, on_round=on_round)
+    observe_precise(result.samples_used, result.agreement, result.abstained)
+    return result, evidence(result, plan, engine)
+
+
+def _consistency(plan: Plan) -> ConsistencyPlan:
+    if plan.consistency is None:
+        raise ValueError("not a precise plan")
+    return plan.consistency
+
+
+def evidence(result: ConsistencyResult, plan: Plan, engine: Engine) -> Evidence:
+    """The vote, every sample, and a receipt that replays the request."""
+    info, consistency = engine.info, _consistency(plan)
+    sampling = asdict(engine_spec(plan.spec, consistency))
+    sampling.pop("n")
+    plan_fields = {
+        "samples": consistency.samples,
+        "answer_format": consistency.answer_format,
+        "min_agreement": consistency.min_agreement,
+        "adaptive": consistency.adaptive,
+        "stopping_rule": {
+            "name": type(consistency.stopping).__name__,
+            **vars(consistency.stopping),
+        },
+        "max_total_tokens": consistency.max_total_tokens,
+        "deadline_ms": consistency.deadline_ms,
+    }
+    return Evidence(
+        answer=result.answer,
+        text=result.text,
+        agreement=result.agreement,
+        votes=[
+            VoteOut(answer=v.answer, count=v.count, samples=list(v.indices)) for v in result.votes
+        ],
+        samples=[
+            SampleOut(
+                index=s.index,
+                text=s.text,
+                answer=s.canonical,
+                finish_reason=s.finish_reason,
+                seed=s.seed,
+                mean_logprob=s.mean_logprob,
+                tokens=s.token_count,
+                voted=s.voted,
+            )
+            for s in result.samples
+        ],
+        samples_used=result.samples_used,
+        unparsed=result.unparsed,
+        abstained=result.abstained,
+        abstain_reason=result.abstain_reason,
+        stopped_early=result.stopped_early,
+        budget_exhausted=result.budget_exhausted,
+        budget_reason=result.budget_reason,
+        receipt=Receipt(
+            model=info.model,
+            engine=info.engine,
+            engine_version=info.version,
+            quorum_version=__version__,
+            sampling=sampling,
+            plan=plan_fields,
+            seeds=[s.seed for s in result.samples],
+        ),
+    )
+
+
+def _usage(result: ConsistencyResult) -> Usage:
+    return Usage.of(result.prompt_tokens, result.completion_tokens)
+
+
+def render(outcome: Outcome, plan: Plan, engine: Engine) -> Rendered:
+    """The whole response in the shape of the plan's surface."""
+    result, proof = outcome
+    if plan.surface == "precise":
+        return PreciseAnswer(
+            **proof.model_dump(),
+            id=new_id("precise"),
+            created=int(time.time()),
+            model=plan.model,
+            usage=_usage(result),
+        )
+    if plan.surface == "chat":
+        choice = ChatChoice(
+            index=0, message=ResponseMessage(content=result.text), finish_reason="stop"
+        )
+        return chat_completion(
+            [choice], _usage(result), plan.model, engine.info, quorum=proof.model_dump()
+        )
+    text_choice = CompletionChoice(index=0, text=result.text or "", finish_reason="stop")
+    return completion(
+        [text_choice], _usage(result), plan.model, engine.info, quorum=proof.model_dump()
+    )
+
+
+async def complete(engine: Engine, plan: Plan) -> Rendered:
+    """A precise request answered whole."""
+    return render(await run(engine, plan), plan, engine)
+
+
+def stream(engine: Engine, plan: Plan) -> AsyncIterator[str]:
+    """A precise request answered as SSE: progress while sampling, then the answer."""
+
+    def start(hook: ProgressHook) -> Awaitable[Outcome]:
+        return run(engine, plan, hook)
+
+    items = with_progress(start, _consistency(plan).samples)
+    if plan.surface == "chat":
+        return _chat_events(items, plan, ChatChunks(plan.model, engine.info))
+    return _precise_events(items, plan, engine)
+
+
+async def _precise_events(
+    items: AsyncIterator[dict[str, Any] | Outcome], plan: Plan, engine: Engine
+) -> AsyncIterator[str]:
+    async for item in items:
+        yield sse.event(item if isinstance(item, dict) else render(item, plan, engine))
+
+
+async def _chat_events(
+    items: AsyncIterator[dict[str, Any] | Outcome], plan: Plan, out: ChatChunks
+) -> AsyncIterator[str]:
+    async for item in items:
+        if isinstance(item, dict):
+            yield out.event([], quorum=item)  # progress on a choice-less chunk
+            continue
+        result, proof = item
+        delta = ChunkDelta(role="assistant", content=result.text)
+        yield out.event([ChunkChoice(index=0, delta=delta)])
+        done = ChunkChoice(index=0, delta=ChunkDelta(), finish_reason="stop")
+        yield out.event([done], quorum=proof.model_dump())
+        if plan.include_usage:
+            yield out.event([], usage=_usage(result))
+
+
+def progress_event(progress: RoundProgress) -> dict[str, Any]:
+    """A progress event: the running tally after an engine round."""
+    return {"object": "precise.progress", "stage": "voting", **asdict(progress)}
+
+
+async def with_progress(
+    start: Callable[[ProgressHook], Awaitable[Outcome]], samples: int
+) -> AsyncIterator[dict[str, Any] | Outcome]:
+    """Progress events while samples are drawn, then the outcome; closing the stream cancels
+    the work (and with it every engine request it started)."""
+    rounds: asyncio.Queue[RoundProgress] = asyncio.Queue()
+    task = asyncio.ensure_future(start(rounds.put_nowait))
+    try:
+        yield {"object": "precise.progress", "stage": "sampling", "samples": samples}
+        while not task.done():
+            next_round = asyncio.ensure_future(rounds.get())
+            await asyncio.wait({task, next_round}, return_when=asyncio.FIRST_COMPLETED)
+            if next_round.done():
+                yield progress_event(next_round.result())
+            else:
+                next_round.cancel()
+        while not rounds.empty():
+            yield progress_event(rounds.get_nowait())
+        yield task.result()
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
