@@ -7,21 +7,23 @@ from decoding.engine import (
     ChatPrompt,
     Engine,
     EngineInfo,
-    FinishReason,
-    Generation,
-    GenerationChunk,
     ManagedEngine,
     Prompt,
-    Sample,
-    SampleDelta,
     SamplingSpec,
     TextPrompt,
-    TokenLogprob,
     collect,
-    fold,
 )
 from decoding.equivalence import ANSWER_FORMATS, AnswerFormat, AnswerNormalizer, Canonical
 from decoding.extraction import extract_answer
+from decoding.samples import (
+    FinishReason,
+    Generation,
+    GenerationChunk,
+    Sample,
+    SampleDelta,
+    TokenLogprob,
+    fold,
+)
 from decoding.self_consistency import (
     BudgetReason,
     ConsistencyPlan,

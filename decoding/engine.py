@@ -2,18 +2,18 @@
 
 Concrete engines (in-process vLLM, remote OpenAI-compatible upstreams, a scripted engine for
 tests) live in ``server/engines`` and are interchangeable because strategies see only this.
-A generation is a stream of ``GenerationChunk`` deltas; a non-streaming caller folds them with
-``collect``.
+A generation is a stream of ``GenerationChunk`` deltas (``decoding.samples``); a non-streaming
+caller folds them with ``collect``.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncGenerator, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
-FinishReason = Literal["stop", "length", "abort"]
+from decoding.samples import Generation, GenerationChunk, fold
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,16 @@ Prompt = ChatPrompt | TextPrompt
 
 
 @dataclass(frozen=True)
+class EngineInfo:
+    """What an engine serves, for receipts, ``/v1/models`` and request validation."""
+
+    model: str
+    max_model_len: int
+    engine: str
+    version: str
+
+
+@dataclass(frozen=True)
 class SamplingSpec:
     """Engine-neutral sampling parameters for one engine request of ``n`` samples."""
 
@@ -48,44 +58,6 @@ class SamplingSpec:
     frequency_penalty: float = 0.0
     # None: no logprobs. 0: the sampled token's logprob only. k > 0: also the k most likely.
     logprobs: int | None = None
-
-
-@dataclass(frozen=True)
-class TokenLogprob:
-    """One generated token with its logprob and, if asked for, its most likely alternatives."""
-
-    token: str
-    logprob: float
-    top: tuple[tuple[str, float], ...] = ()
-
-
-@dataclass
-class SampleDelta:
-    """What one sample (by ``index``) added since the previous chunk."""
-
-    index: int
-    text: str = ""
-    token_count: int = 0
-    logprobs: list[TokenLogprob] | None = None
-    finish_reason: FinishReason | None = None
-
-
-@dataclass
-class GenerationChunk:
-    """One step of a generation: the samples that advanced, and the prompt's token count."""
-
-    prompt_tokens: int
-    deltas: list[SampleDelta] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class EngineInfo:
-    """What an engine serves, for receipts, ``/v1/models`` and request validation."""
-
-    model: str
-    max_model_len: int
-    engine: str
-    version: str
 
 
 @runtime_checkable
@@ -118,57 +90,6 @@ class ManagedEngine(Engine, Protocol):
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
-
-
-@dataclass
-class Sample:
-    """A finished sample, folded from its deltas."""
-
-    index: int
-    text: str = ""
-    token_count: int = 0
-    logprobs: list[TokenLogprob] | None = None
-    finish_reason: FinishReason | None = None
-
-    @property
-    def mean_logprob(self) -> float | None:
-        """Mean logprob of the sampled tokens, or None when the engine gave none."""
-        if not self.logprobs:
-            return None
-        return sum(t.logprob for t in self.logprobs) / len(self.logprobs)
-
-    def add(self, delta: SampleDelta) -> None:
-        """Append one delta of this sample."""
-        self.text += delta.text
-        self.token_count += delta.token_count
-        if delta.logprobs is not None:
-            self.logprobs = (self.logprobs or []) + delta.logprobs
-        if delta.finish_reason is not None:
-            self.finish_reason = delta.finish_reason
-
-
-@dataclass
-class Generation:
-    """All samples of one engine request, in index order, with the prompt's token count."""
-
-    prompt_tokens: int
-    samples: list[Sample]
-
-    @property
-    def completion_tokens(self) -> int:
-        """Tokens generated across all samples."""
-        return sum(s.token_count for s in self.samples)
-
-
-def fold(chunks: Sequence[GenerationChunk], n: int) -> Generation:
-    """Fold a sequence of chunks into finished samples (used by ``collect`` and tests)."""
-    samples = [Sample(index=i) for i in range(n)]
-    prompt_tokens = 0
-    for chunk in chunks:
-        prompt_tokens = chunk.prompt_tokens
-        for delta in chunk.deltas:
-            samples[delta.index].add(delta)
-    return Generation(prompt_tokens=prompt_tokens, samples=samples)
 
 
 async def collect(engine: Engine, prompt: Prompt, spec: SamplingSpec) -> Generation:

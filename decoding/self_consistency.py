@@ -29,9 +29,10 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from typing import Literal, TypeVar
 
-from decoding.engine import Engine, FinishReason, Prompt, Sample, SamplingSpec
+from decoding.engine import Engine, Prompt, SamplingSpec
 from decoding.equivalence import ANSWER_FORMATS, AnswerFormat, AnswerNormalizer, Canonical
 from decoding.extraction import extract_answer
+from decoding.samples import FinishReason, Sample
 from decoding.stopping import BetaStopping, StoppingRule
 from decoding.voting import AbstainCode, Ballot, VoteGroup, VoteResult, vote
 

@@ -32,13 +32,17 @@ class Ballot:
 
 @dataclass(frozen=True)
 class VoteGroup:
-    """One distinct answer with its vote count and the samples that gave it, in index order."""
+    """One distinct answer and the samples that gave it (its votes), in index order."""
 
     answer: str
     key: str
-    count: int
     indices: tuple[int, ...]
     logprob_sum: float | None
+
+    @property
+    def count(self) -> int:
+        """The group's votes: one per sample."""
+        return len(self.indices)
 
 
 @dataclass(frozen=True)
@@ -105,7 +109,7 @@ def _group(key: str, ballots: list[Ballot]) -> VoteGroup:
     known = [lp for lp in logprobs if lp is not None]
     total = sum(known) if len(known) == len(logprobs) else None
     display = ballots[0].answer.display if ballots[0].answer is not None else key
-    return VoteGroup(display, key, len(ballots), tuple(b.index for b in ballots), total)
+    return VoteGroup(display, key, tuple(b.index for b in ballots), total)
 
 
 def _break_tie(tied: list[VoteGroup]) -> VoteGroup:

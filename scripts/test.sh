@@ -11,6 +11,8 @@ echo "[test] ruff" >&2
 "$bin/ruff" format --check .
 echo "[test] mypy" >&2
 "$bin/mypy"
+echo "[test] import layers" >&2
+"$bin/lint-imports" --no-cache
 echo "[test] pytest" >&2
 # Exit 5 (no tests collected) is a failure here, as any non-zero exit is.
 exec "$bin/python" -m pytest -p no:cacheprovider "$@"

@@ -45,6 +45,15 @@ class QuorumError(Exception):
         self.code = code or self.default_code
         self.headers = headers or {}
 
+    def __init_subclass__(
+        cls, *, status: int | None = None, type: str | None = None, code: str | None = None
+    ) -> None:
+        """Each subclass states its status, OpenAI type and code in its class line."""
+        super().__init_subclass__()
+        cls.status = status if status is not None else cls.status
+        cls.type = type if type is not None else cls.type
+        cls.default_code = code if code is not None else cls.default_code
+
     def body(self) -> dict[str, Any]:
         """The OpenAI error body, with a message bounded in size."""
         message = self.message
@@ -60,97 +69,58 @@ class QuorumError(Exception):
         }
 
 
-class InvalidRequest(QuorumError):
+class InvalidRequest(QuorumError, status=400, type="invalid_request_error"):
     """The request is malformed or asks for something outside the limits."""
 
-    status = 400
-    type = "invalid_request_error"
 
-
-class AuthenticationFailed(QuorumError):
+class AuthenticationFailed(
+    QuorumError, status=401, type="authentication_error", code="invalid_api_key"
+):
     """No API key, or a wrong one."""
 
-    status = 401
-    type = "authentication_error"
-    default_code = "invalid_api_key"
 
-
-class ModelNotFound(QuorumError):
+class ModelNotFound(QuorumError, status=404, type="invalid_request_error", code="model_not_found"):
     """The request names a model this server does not serve."""
 
-    status = 404
-    type = "invalid_request_error"
-    default_code = "model_not_found"
 
-
-class NotFound(QuorumError):
+class NotFound(QuorumError, status=404, type="invalid_request_error", code="not_found"):
     """No such route."""
 
-    status = 404
-    type = "invalid_request_error"
-    default_code = "not_found"
 
-
-class MethodNotAllowed(QuorumError):
+class MethodNotAllowed(
+    QuorumError, status=405, type="invalid_request_error", code="method_not_allowed"
+):
     """The route exists but not with this method."""
 
-    status = 405
-    type = "invalid_request_error"
-    default_code = "method_not_allowed"
 
-
-class PayloadTooLarge(QuorumError):
+class PayloadTooLarge(
+    QuorumError, status=413, type="invalid_request_error", code="payload_too_large"
+):
     """The body is larger than the configured limit."""
 
-    status = 413
-    type = "invalid_request_error"
-    default_code = "payload_too_large"
 
-
-class Overloaded(QuorumError):
+class Overloaded(QuorumError, status=429, type="rate_limit_error", code="overloaded"):
     """Too much work is running or queued; retry later."""
 
-    status = 429
-    type = "rate_limit_error"
-    default_code = "overloaded"
 
-
-class EngineUnavailable(QuorumError):
+class EngineUnavailable(QuorumError, status=503, type="server_error", code="engine_unavailable"):
     """The engine is not ready (starting, draining or dead)."""
 
-    status = 503
-    type = "server_error"
-    default_code = "engine_unavailable"
 
-
-class RequestTimedOut(QuorumError):
+class RequestTimedOut(QuorumError, status=504, type="server_error", code="timeout"):
     """The request ran past the server's request timeout; its engine work was aborted."""
 
-    status = 504
-    type = "server_error"
-    default_code = "timeout"
 
-
-class EngineFailed(QuorumError):
+class EngineFailed(QuorumError, status=500, type="server_error", code="engine_error"):
     """The engine failed while serving this request."""
 
-    status = 500
-    type = "server_error"
-    default_code = "engine_error"
 
-
-class UpstreamFailed(EngineFailed):
+class UpstreamFailed(EngineFailed, status=502, code="upstream_error"):
     """An upstream replica failed, reset or refused the request (the scale-out engine)."""
 
-    status = 502
-    default_code = "upstream_error"
 
-
-class UpstreamTimeout(EngineFailed):
+class UpstreamTimeout(EngineFailed, status=504, code="upstream_timeout"):
     """An upstream replica did not answer within the configured timeout."""
-
-    status = 504
-    default_code = "upstream_timeout"
 
 
 def context_overflow(limit: int, prompt_tokens: int, max_tokens: int) -> InvalidRequest:

@@ -17,7 +17,7 @@ from server.api.admission import admit
 from server.api.deps import ServerState
 from server.api.error_handlers import QuorumAPI, install_error_handlers
 from server.api.middleware import install_middleware
-from server.api.routes import creative, health, metrics, openai, precise
+from server.api.routes import health, inference, metrics, models
 from server.runtime.admission import Admission
 from server.runtime.lifecycle import Lifecycle, watch_engine
 from server.runtime.metrics import Metrics
@@ -67,6 +67,6 @@ def create_app(settings: Settings, engine: ManagedEngine) -> FastAPI:
     )
     install_error_handlers(app)
     install_middleware(app, settings, lifecycle, registry)
-    for module in (metrics, health, openai, creative, precise):
+    for module in (metrics, health, models, inference):
         app.include_router(module.router)
     return app

@@ -1,1 +1,2 @@
-"""Concrete engines behind ``decoding.Engine``."""
+"""Concrete engines behind ``decoding.ManagedEngine``: vLLM in-process, remote upstreams,
+scripted and paced ones for tests, and the factory that picks one from the settings."""

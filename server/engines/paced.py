@@ -15,7 +15,8 @@ import contextlib
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
-from decoding.engine import EngineInfo, GenerationChunk, Prompt, SamplingSpec
+from decoding.engine import EngineInfo, Prompt, SamplingSpec
+from decoding.samples import GenerationChunk
 from server.engines.scripted import ScriptedEngine
 from server.errors import EngineFailed
 from server.runtime.settings import Settings

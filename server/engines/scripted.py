@@ -11,16 +11,8 @@ import asyncio
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 
-from decoding.engine import (
-    ChatPrompt,
-    EngineInfo,
-    FinishReason,
-    GenerationChunk,
-    Prompt,
-    SampleDelta,
-    SamplingSpec,
-    TokenLogprob,
-)
+from decoding.engine import ChatPrompt, EngineInfo, Prompt, SamplingSpec
+from decoding.samples import FinishReason, GenerationChunk, SampleDelta, TokenLogprob
 from server.errors import context_overflow
 
 Script = Callable[[Prompt, SamplingSpec, int], str]

@@ -17,7 +17,8 @@ from typing import Any
 
 import httpx
 
-from decoding.engine import EngineInfo, GenerationChunk, Prompt, SamplingSpec
+from decoding.engine import EngineInfo, Prompt, SamplingSpec
+from decoding.samples import GenerationChunk
 from server import __version__
 from server.engines.upstream_errors import (
     Verdict,

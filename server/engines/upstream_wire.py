@@ -12,15 +12,8 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from decoding.engine import (
-    ChatPrompt,
-    FinishReason,
-    GenerationChunk,
-    Prompt,
-    SampleDelta,
-    SamplingSpec,
-    TokenLogprob,
-)
+from decoding.engine import ChatPrompt, Prompt, SamplingSpec
+from decoding.samples import FinishReason, GenerationChunk, SampleDelta, TokenLogprob
 
 CHAT_PATH = "/v1/chat/completions"
 COMPLETIONS_PATH = "/v1/completions"

@@ -16,21 +16,13 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncGenerator
+from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from decoding.engine import (
-    ChatPrompt,
-    EngineInfo,
-    FinishReason,
-    GenerationChunk,
-    Prompt,
-    SampleDelta,
-    SamplingSpec,
-    TextPrompt,
-    TokenLogprob,
-)
+from decoding.engine import ChatPrompt, EngineInfo, Prompt, SamplingSpec, TextPrompt
+from decoding.samples import FinishReason, GenerationChunk, SampleDelta, TokenLogprob
 from server.errors import EngineFailed, EngineUnavailable, InvalidRequest, context_overflow
 from server.runtime.settings import Settings
 
@@ -206,22 +198,15 @@ class VllmEngine:
             await outputs.aclose()
 
     def _sampling_params(self, spec: SamplingSpec, stream: bool) -> Any:
+        """vLLM's parameters: ``SamplingSpec`` uses ``SamplingParams``' names, so the spec's
+        fields pass through; only the unset top-k, the stop tuple and the output kind differ."""
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
 
-        return SamplingParams(
-            n=spec.n,
-            temperature=spec.temperature,
-            top_p=spec.top_p,
-            top_k=spec.top_k if spec.top_k is not None else 0,
-            max_tokens=spec.max_tokens,
-            seed=spec.seed,
-            stop=list(spec.stop) or None,
-            presence_penalty=spec.presence_penalty,
-            frequency_penalty=spec.frequency_penalty,
-            logprobs=spec.logprobs,
-            output_kind=RequestOutputKind.DELTA if stream else RequestOutputKind.FINAL_ONLY,
-        )
+        fields = asdict(spec)
+        fields.update(top_k=spec.top_k or 0, stop=list(spec.stop) or None)
+        kind = RequestOutputKind.DELTA if stream else RequestOutputKind.FINAL_ONLY
+        return SamplingParams(**fields, output_kind=kind)
 
     def _delta(self, output: CompletionOutput, spec: SamplingSpec) -> SampleDelta:
         logprobs: list[TokenLogprob] | None = None

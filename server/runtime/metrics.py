@@ -8,8 +8,9 @@ middleware sets), so services need no handle on the app.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
+from typing import TypeVar
 
 from prometheus_client import (
     CollectorRegistry,
@@ -22,6 +23,26 @@ from prometheus_client import (
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 SAMPLE_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 128)
 AGREEMENT_BUCKETS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
+_M = TypeVar("_M", Counter, Gauge)
+
+
+# Every family's help text, by name: the one place that says what each metric means.
+HELP = {
+    "quorum_requests": "HTTP requests by route, mode and status (499: the client went away).",
+    "quorum_request_duration_seconds": "Time from request to the last byte of the response.",
+    "quorum_time_to_first_byte_seconds": "Time from request to the response's first byte.",
+    "quorum_inflight_requests": "Requests being served now (health probes excluded).",
+    "quorum_admitted_samples": "Samples admitted and not finished (running or queued).",
+    "quorum_admission_capacity_samples": "The admission cap on admitted samples.",
+    "quorum_engine_requests_active": "Engine requests open now.",
+    "quorum_rejections": "Requests refused before any engine work, by reason.",
+    "quorum_aborts": "Requests whose engine work was aborted, by reason.",
+    "quorum_ready": "1 while the server accepts work.",
+    "quorum_precise_samples_used": "Samples drawn per precise-mode request.",
+    "quorum_precise_agreement": "The winning answer's share of votes per precise-mode request.",
+    "quorum_precise_abstentions": "Precise-mode requests that abstained.",
+}
+ROUTE_MODE = ("route", "mode")
 
 
 class Metrics:
@@ -29,75 +50,31 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        r = self.registry
-        self.requests = Counter(
-            "quorum_requests",
-            "HTTP requests by route template, mode and status (499: the client went away).",
-            ["route", "mode", "status"],
-            registry=r,
-        )
-        self.latency = Histogram(
-            "quorum_request_duration_seconds",
-            "Time from request to the last byte of the response.",
-            ["route", "mode"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.first_byte = Histogram(
-            "quorum_time_to_first_byte_seconds",
-            "Time from request to the response's start (the first token of a stream).",
-            ["route", "mode"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.inflight = Gauge(
-            "quorum_inflight_requests",
-            "Requests being served now (health probes excluded).",
-            registry=r,
-        )
-        self.admitted = Gauge(
-            "quorum_admitted_samples",
-            "Samples admitted and not finished, running or queued in the engine: the queue depth.",
-            registry=r,
-        )
-        self.capacity = Gauge(
-            "quorum_admission_capacity_samples",
-            "The admission cap on admitted samples.",
-            registry=r,
-        )
-        self.engine_active = Gauge(
-            "quorum_engine_requests_active",
-            "Engine requests open now, for engines that count them (NaN otherwise).",
-            registry=r,
-        )
-        self.rejections = Counter(
-            "quorum_rejections",
-            "Requests refused before any engine work, by reason.",
-            ["reason"],
-            registry=r,
-        )
-        self.aborts = Counter(
-            "quorum_aborts",
-            "Requests whose engine work was aborted, by reason.",
-            ["reason"],
-            registry=r,
-        )
-        self.ready = Gauge("quorum_ready", "1 while the server accepts work.", registry=r)
-        self.precise_samples = Histogram(
-            "quorum_precise_samples_used",
-            "Samples drawn per precise-mode request.",
-            buckets=SAMPLE_BUCKETS,
-            registry=r,
-        )
-        self.precise_agreement = Histogram(
-            "quorum_precise_agreement",
-            "The winning answer's share of votes per precise-mode request.",
-            buckets=AGREEMENT_BUCKETS,
-            registry=r,
-        )
-        self.precise_abstentions = Counter(
-            "quorum_precise_abstentions", "Precise-mode requests that abstained.", registry=r
-        )
+        self.requests = self._family(Counter, "quorum_requests", (*ROUTE_MODE, "status"))
+        duration = "quorum_request_duration_seconds"
+        self.latency = self._histogram(duration, LATENCY_BUCKETS, ROUTE_MODE)
+        first_byte = "quorum_time_to_first_byte_seconds"
+        self.first_byte = self._histogram(first_byte, LATENCY_BUCKETS, ROUTE_MODE)
+        self.inflight = self._family(Gauge, "quorum_inflight_requests")
+        self.admitted = self._family(Gauge, "quorum_admitted_samples")
+        self.capacity = self._family(Gauge, "quorum_admission_capacity_samples")
+        self.engine_active = self._family(Gauge, "quorum_engine_requests_active")
+        self.rejections = self._family(Counter, "quorum_rejections", ("reason",))
+        self.aborts = self._family(Counter, "quorum_aborts", ("reason",))
+        self.ready = self._family(Gauge, "quorum_ready")
+        self.precise_samples = self._histogram("quorum_precise_samples_used", SAMPLE_BUCKETS)
+        self.precise_agreement = self._histogram("quorum_precise_agreement", AGREEMENT_BUCKETS)
+        self.precise_abstentions = self._family(Counter, "quorum_precise_abstentions")
+
+    def _family(self, kind: type[_M], name: str, labels: Sequence[str] = ()) -> _M:
+        """A counter or gauge family on this registry, with its help text from ``HELP``."""
+        return kind(name, HELP[name], labels, registry=self.registry)
+
+    def _histogram(
+        self, name: str, buckets: Sequence[float], labels: Sequence[str] = ()
+    ) -> Histogram:
+        """A histogram family on this registry, with its help text from ``HELP``."""
+        return Histogram(name, HELP[name], labels, registry=self.registry, buckets=buckets)
 
     def watch(
         self,

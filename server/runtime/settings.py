@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, CliSuppress, SettingsConfigDict
 
 from modelprep import DEFAULT_MODEL_NAME, default_cache_dir
+from server.wire.common import MAX_FAN_OUT
 
 
 class Settings(BaseSettings):
@@ -66,8 +67,10 @@ class Settings(BaseSettings):
     )
 
     # Request caps: every fan-out field is bounded.
-    max_n: int = Field(16, ge=1, description="Largest n a request may ask for.")
-    max_samples: int = Field(64, ge=1, description="Largest precise-mode sample count.")
+    max_n: int = Field(16, ge=1, le=MAX_FAN_OUT, description="Largest n a request may ask for.")
+    max_samples: int = Field(
+        64, ge=1, le=MAX_FAN_OUT, description="Largest precise-mode sample count."
+    )
     max_tokens_cap: int | None = Field(
         None, ge=1, description="Largest max_tokens a request may ask for (default: context)."
     )

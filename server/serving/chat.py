@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from decoding.engine import Engine, GenerationChunk, collect
+from decoding.engine import Engine, collect
+from decoding.samples import GenerationChunk
 from server.serving import sse
 from server.serving.plan import Plan
-from server.serving.shapes import ChatChunks, chat_choice, chat_completion, chat_logprobs
+from server.serving.shapes import Chunks, chat_choice, chat_logprobs, whole
 from server.serving.shapes import finish_reason as wire_finish
-from server.wire.chat import ChatCompletion, ChunkChoice, ChunkDelta
+from server.wire.chat import ChatCompletion, ChatCompletionChunk, ChunkChoice, ChunkDelta
 from server.wire.common import Usage
 
 
@@ -17,7 +18,8 @@ async def complete(engine: Engine, plan: Plan) -> ChatCompletion:
     """A whole ``chat.completion``: every sample as a choice."""
     generation = await collect(engine, plan.prompt, plan.spec)
     with_logprobs = plan.spec.logprobs is not None
-    return chat_completion(
+    return whole(
+        ChatCompletion,
         [chat_choice(s, with_logprobs=with_logprobs) for s in generation.samples],
         Usage.of(generation.prompt_tokens, generation.completion_tokens),
         plan.model,
@@ -29,11 +31,11 @@ async def stream(engine: Engine, plan: Plan) -> AsyncIterator[str]:
     """The SSE events of a chat stream, primed: an engine error before any output is raised
     here, while the response can still get an error status."""
     chunks = await sse.primed(engine.generate(plan.prompt, plan.spec, stream=True))
-    return _events(chunks, plan, ChatChunks(plan.model, engine.info))
+    return _events(chunks, plan, Chunks(ChatCompletionChunk, plan.model, engine.info))
 
 
 async def _events(
-    chunks: AsyncIterator[GenerationChunk], plan: Plan, out: ChatChunks
+    chunks: AsyncIterator[GenerationChunk], plan: Plan, out: Chunks[ChatCompletionChunk]
 ) -> AsyncIterator[str]:
     """A role chunk per choice, content deltas, then usage if asked for."""
     yield out.event(

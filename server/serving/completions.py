@@ -8,10 +8,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from decoding.engine import Engine, GenerationChunk, Sample, TextPrompt, collect
+from decoding.engine import Engine, TextPrompt, collect
+from decoding.samples import GenerationChunk, Sample
 from server.serving import sse
 from server.serving.plan import Plan
-from server.serving.shapes import CompletionChunks, completion, completion_logprobs
+from server.serving.shapes import Chunks, completion_logprobs, whole
 from server.serving.shapes import finish_reason as wire_finish
 from server.wire.common import Usage
 from server.wire.completions import Completion, CompletionChoice
@@ -44,18 +45,18 @@ async def complete(engine: Engine, plan: Plan) -> Completion:
     usage = Usage.of(
         sum(g.prompt_tokens for g in generations), sum(g.completion_tokens for g in generations)
     )
-    return completion(choices, usage, plan.model, engine.info)
+    return whole(Completion, choices, usage, plan.model, engine.info)
 
 
 async def stream(engine: Engine, plan: Plan) -> AsyncIterator[str]:
     """SSE events of a completions stream; prompts run one after another, the first primed so
     an engine error before any output still gets an error status."""
     first = await sse.primed(engine.generate(plan.prompt, plan.spec, stream=True))
-    return _events(engine, plan, first, CompletionChunks(plan.model, engine.info))
+    return _events(engine, plan, first, Chunks(Completion, plan.model, engine.info))
 
 
 async def _events(
-    engine: Engine, plan: Plan, first: AsyncIterator[GenerationChunk], out: CompletionChunks
+    engine: Engine, plan: Plan, first: AsyncIterator[GenerationChunk], out: Chunks[Completion]
 ) -> AsyncIterator[str]:
     n, texts = plan.spec.n, _texts(plan)
     prompt_tokens = completion_tokens = 0
@@ -90,4 +91,4 @@ async def _events(
             yield out.event(choices)
         prompt_tokens += prompt_tokens_of_this
     if plan.include_usage:
-        yield out.event([], Usage.of(prompt_tokens, completion_tokens))
+        yield out.event([], usage=Usage.of(prompt_tokens, completion_tokens))

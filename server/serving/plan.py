@@ -13,7 +13,7 @@ defaults (like vLLM), ``<name>:creative`` fills unset ones with creative default
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
@@ -25,6 +25,7 @@ from decoding.stopping import BetaStopping, StoppingRule, WindowStopping
 from server.errors import InvalidRequest, ModelNotFound
 from server.runtime.settings import Settings
 from server.wire.chat import ChatCompletionRequest, ChatMessage
+from server.wire.common import SamplingFields
 from server.wire.completions import CompletionRequest
 from server.wire.precise import DEFAULT_PRECISE_TEMPERATURE, PreciseOptions, PreciseRequest
 
@@ -85,16 +86,17 @@ def route_mode(route: Literal["creative", "precise"], requested: str | None, ser
 
 @dataclass(frozen=True)
 class SamplingRequest:
-    """The sampling fields of any request body, as the client sent them."""
+    """The sampling fields of any request body, as the client sent them (the shared ones are
+    named as in ``server.wire.common.SamplingFields``)."""
 
-    n: int | None
-    temperature: float | None
-    top_p: float | None
-    max_tokens: int | None
+    frequency_penalty: float | None
+    presence_penalty: float | None
     seed: int | None
     stop: str | list[str] | None
-    presence_penalty: float | None
-    frequency_penalty: float | None
+    temperature: float | None
+    top_p: float | None
+    n: int | None
+    max_tokens: int | None
     logprobs: int | None
     max_tokens_param: str = "max_tokens"
 
@@ -109,17 +111,9 @@ def sampling_request(body: RequestBody) -> SamplingRequest:
         logprobs = (body.top_logprobs or 0) if body.logprobs else None
     elif isinstance(body, CompletionRequest):
         logprobs = body.logprobs
+    shared = {name: getattr(body, name) for name in SamplingFields.model_fields}
     return SamplingRequest(
-        n=n,
-        temperature=body.temperature,
-        top_p=body.top_p,
-        max_tokens=max_tokens,
-        seed=body.seed,
-        stop=body.stop,
-        presence_penalty=body.presence_penalty,
-        frequency_penalty=body.frequency_penalty,
-        logprobs=logprobs,
-        max_tokens_param=param,
+        **shared, n=n, max_tokens=max_tokens, logprobs=logprobs, max_tokens_param=param
     )
 
 
@@ -317,18 +311,7 @@ def precise_spec(
         # The documented default, kept within the server's temperature cap.
         temperature = min(DEFAULT_PRECISE_TEMPERATURE, settings.max_temperature)
     seed = sampling.seed if sampling.seed is not None else secrets.randbelow(SEED_RANGE[1])
-    request = SamplingRequest(
-        n=1,
-        temperature=temperature,
-        top_p=sampling.top_p,
-        max_tokens=sampling.max_tokens,
-        seed=seed,
-        stop=sampling.stop,
-        presence_penalty=sampling.presence_penalty,
-        frequency_penalty=sampling.frequency_penalty,
-        logprobs=None,
-        max_tokens_param=sampling.max_tokens_param,
-    )
+    request = replace(sampling, n=1, temperature=temperature, seed=seed, logprobs=None)
     return sampling_spec(
         request, "precise", settings, default_max_tokens=settings.default_max_tokens
     )

@@ -14,12 +14,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
 
-from decoding.engine import Engine
-from decoding.self_consistency import (
+from decoding import (
     ConsistencyPlan,
     ConsistencyResult,
+    Engine,
     ProgressHook,
     RoundProgress,
+    SampleRecord,
     engine_spec,
     self_consistency,
 )
@@ -27,8 +28,15 @@ from server import __version__
 from server.runtime.metrics import observe_precise
 from server.serving import sse
 from server.serving.plan import Plan
-from server.serving.shapes import ChatChunks, chat_completion, completion, new_id
-from server.wire.chat import ChatChoice, ChatCompletion, ChunkChoice, ChunkDelta, ResponseMessage
+from server.serving.shapes import Chunks, new_id, whole
+from server.wire.chat import (
+    ChatChoice,
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChunkChoice,
+    ChunkDelta,
+    ResponseMessage,
+)
 from server.wire.common import Usage
 from server.wire.completions import Completion, CompletionChoice
 from server.wire.precise import Evidence, PreciseAnswer, Receipt, SampleOut, VoteOut
@@ -51,59 +59,52 @@ def _consistency(plan: Plan) -> ConsistencyPlan:
     return plan.consistency
 
 
+# Fields the wire evidence and a sample's record share with decoding's results, by name.
+_RESULT_FIELDS = (
+    "answer",
+    "text",
+    "agreement",
+    "samples_used",
+    "unparsed",
+    "abstained",
+    "abstain_reason",
+    "stopped_early",
+    "budget_exhausted",
+    "budget_reason",
+)
+_SAMPLE_FIELDS = ("index", "text", "finish_reason", "seed", "mean_logprob", "voted")
+
+
+def _sample_out(record: SampleRecord) -> SampleOut:
+    """One sample on the wire: its canonical answer, and its tokens under OpenAI's short name."""
+    same = {name: getattr(record, name) for name in _SAMPLE_FIELDS}
+    return SampleOut(**same, answer=record.canonical, tokens=record.token_count)
+
+
 def evidence(result: ConsistencyResult, plan: Plan, engine: Engine) -> Evidence:
     """The vote, every sample, and a receipt that replays the request."""
     info, consistency = engine.info, _consistency(plan)
     sampling = asdict(engine_spec(plan.spec, consistency))
     sampling.pop("n")
-    plan_fields = {
-        "samples": consistency.samples,
-        "answer_format": consistency.answer_format,
-        "min_agreement": consistency.min_agreement,
-        "adaptive": consistency.adaptive,
-        "stopping_rule": {
-            "name": type(consistency.stopping).__name__,
-            **vars(consistency.stopping),
-        },
-        "max_total_tokens": consistency.max_total_tokens,
-        "deadline_ms": consistency.deadline_ms,
-    }
+    plan_fields = asdict(consistency)
+    stopping = plan_fields.pop("stopping")
+    plan_fields["stopping_rule"] = {"name": type(consistency.stopping).__name__, **stopping}
+    receipt = Receipt(
+        model=info.model,
+        engine=info.engine,
+        engine_version=info.version,
+        quorum_version=__version__,
+        sampling=sampling,
+        plan=plan_fields,
+        seeds=[s.seed for s in result.samples],
+    )
     return Evidence(
-        answer=result.answer,
-        text=result.text,
-        agreement=result.agreement,
+        **{name: getattr(result, name) for name in _RESULT_FIELDS},
         votes=[
             VoteOut(answer=v.answer, count=v.count, samples=list(v.indices)) for v in result.votes
         ],
-        samples=[
-            SampleOut(
-                index=s.index,
-                text=s.text,
-                answer=s.canonical,
-                finish_reason=s.finish_reason,
-                seed=s.seed,
-                mean_logprob=s.mean_logprob,
-                tokens=s.token_count,
-                voted=s.voted,
-            )
-            for s in result.samples
-        ],
-        samples_used=result.samples_used,
-        unparsed=result.unparsed,
-        abstained=result.abstained,
-        abstain_reason=result.abstain_reason,
-        stopped_early=result.stopped_early,
-        budget_exhausted=result.budget_exhausted,
-        budget_reason=result.budget_reason,
-        receipt=Receipt(
-            model=info.model,
-            engine=info.engine,
-            engine_version=info.version,
-            quorum_version=__version__,
-            sampling=sampling,
-            plan=plan_fields,
-            seeds=[s.seed for s in result.samples],
-        ),
+        samples=[_sample_out(s) for s in result.samples],
+        receipt=receipt,
     )
 
 
@@ -126,12 +127,22 @@ def render(outcome: Outcome, plan: Plan, engine: Engine) -> Rendered:
         choice = ChatChoice(
             index=0, message=ResponseMessage(content=result.text), finish_reason="stop"
         )
-        return chat_completion(
-            [choice], _usage(result), plan.model, engine.info, quorum=proof.model_dump()
+        return whole(
+            ChatCompletion,
+            [choice],
+            _usage(result),
+            plan.model,
+            engine.info,
+            quorum=proof.model_dump(),
         )
     text_choice = CompletionChoice(index=0, text=result.text or "", finish_reason="stop")
-    return completion(
-        [text_choice], _usage(result), plan.model, engine.info, quorum=proof.model_dump()
+    return whole(
+        Completion,
+        [text_choice],
+        _usage(result),
+        plan.model,
+        engine.info,
+        quorum=proof.model_dump(),
     )
 
 
@@ -148,7 +159,7 @@ def stream(engine: Engine, plan: Plan) -> AsyncIterator[str]:
 
     items = with_progress(start, _consistency(plan).samples)
     if plan.surface == "chat":
-        return _chat_events(items, plan, ChatChunks(plan.model, engine.info))
+        return _chat_events(items, plan, Chunks(ChatCompletionChunk, plan.model, engine.info))
     return _precise_events(items, plan, engine)
 
 
@@ -160,7 +171,7 @@ async def _precise_events(
 
 
 async def _chat_events(
-    items: AsyncIterator[dict[str, Any] | Outcome], plan: Plan, out: ChatChunks
+    items: AsyncIterator[dict[str, Any] | Outcome], plan: Plan, out: Chunks[ChatCompletionChunk]
 ) -> AsyncIterator[str]:
     async for item in items:
         if isinstance(item, dict):

@@ -9,9 +9,10 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
-from decoding.engine import EngineInfo, FinishReason, Sample, TokenLogprob
+from decoding.engine import EngineInfo
+from decoding.samples import FinishReason, Sample, TokenLogprob
 from server import __version__
 from server.serving import sse
 from server.wire.chat import (
@@ -28,6 +29,8 @@ from server.wire.common import Usage
 from server.wire.completions import Completion, CompletionChoice, CompletionLogprobs
 
 IdKind = Literal["chatcmpl", "cmpl", "precise"]
+_Whole = TypeVar("_Whole", ChatCompletion, Completion)
+_Chunk = TypeVar("_Chunk", ChatCompletionChunk, Completion)
 WireFinish = Literal["stop", "length"]
 
 
@@ -100,73 +103,46 @@ def chat_choice(sample: Sample, *, with_logprobs: bool) -> ChatChoice:
     )
 
 
-def chat_completion(
-    choices: list[ChatChoice], usage: Usage, model: str, info: EngineInfo, **extra: Any
-) -> ChatCompletion:
-    """A whole ``chat.completion``; ``extra`` carries Quorum's fenced top-level fields."""
-    return ChatCompletion(
-        id=new_id("chatcmpl"),
+def whole(
+    shape: type[_Whole],
+    choices: Sequence[ChatChoice] | Sequence[CompletionChoice],
+    usage: Usage,
+    model: str,
+    info: EngineInfo,
+    **extra: Any,
+) -> _Whole:
+    """A whole ``chat.completion`` or ``text_completion``; ``extra`` carries Quorum's fenced
+    top-level fields."""
+    return shape(
+        id=new_id("chatcmpl" if shape is ChatCompletion else "cmpl"),
         created=int(time.time()),
         model=model,
-        choices=choices,
+        choices=list(choices),
         usage=usage,
         system_fingerprint=fingerprint(info),
         **extra,
     )
 
 
-def completion(
-    choices: list[CompletionChoice], usage: Usage, model: str, info: EngineInfo, **extra: Any
-) -> Completion:
-    """A whole ``text_completion``."""
-    return Completion(
-        id=new_id("cmpl"),
-        created=int(time.time()),
-        model=model,
-        choices=choices,
-        usage=usage,
-        system_fingerprint=fingerprint(info),
-        **extra,
-    )
+class Chunks(Generic[_Chunk]):
+    """The SSE events of one stream: one id, one creation time, one fingerprint."""
 
+    def __init__(self, shape: type[_Chunk], model: str, info: EngineInfo) -> None:
+        self._shape: type[_Chunk] = shape
+        self._id = new_id("chatcmpl" if shape is ChatCompletionChunk else "cmpl")
+        self._created, self._model, self._fingerprint = int(time.time()), model, fingerprint(info)
 
-class ChatChunks:
-    """The SSE events of one chat stream: one id, one creation time, one fingerprint."""
-
-    def __init__(self, model: str, info: EngineInfo) -> None:
-        self._id, self._created = new_id("chatcmpl"), int(time.time())
-        self._model, self._fingerprint = model, fingerprint(info)
-
-    def event(self, choices: list[ChunkChoice], **extra: Any) -> str:
-        """One ``chat.completion.chunk`` event (``usage`` and Quorum's extras as keywords)."""
+    def event(
+        self, choices: Sequence[ChunkChoice] | Sequence[CompletionChoice], **extra: Any
+    ) -> str:
+        """One stream event (``usage`` and Quorum's extras as keywords)."""
         return sse.event(
-            ChatCompletionChunk(
+            self._shape(
                 id=self._id,
                 created=self._created,
                 model=self._model,
-                choices=choices,
+                choices=list(choices),
                 system_fingerprint=self._fingerprint,
                 **extra,
-            )
-        )
-
-
-class CompletionChunks:
-    """The SSE events of one completions stream."""
-
-    def __init__(self, model: str, info: EngineInfo) -> None:
-        self._id, self._created = new_id("cmpl"), int(time.time())
-        self._model, self._fingerprint = model, fingerprint(info)
-
-    def event(self, choices: list[CompletionChoice], usage: Usage | None = None) -> str:
-        """One ``text_completion`` stream event."""
-        return sse.event(
-            Completion(
-                id=self._id,
-                created=self._created,
-                model=self._model,
-                choices=choices,
-                usage=usage,
-                system_fingerprint=self._fingerprint,
             )
         )

@@ -12,7 +12,7 @@ from pydantic import (
     model_serializer,
 )
 
-from server.wire.common import Penalty, StreamOptions, Temperature, TopP, Usage
+from server.wire.common import OpenAIObject, OpenAIRequest, Usage
 
 
 class TextPart(BaseModel):
@@ -42,27 +42,15 @@ class ChatMessage(BaseModel):
         return "".join(part.text for part in self.content)
 
 
-class ChatCompletionRequest(BaseModel):
-    """``POST /v1/chat/completions`` (and ``/v1/creative``); unknown fields are ignored."""
-
-    model_config = ConfigDict(extra="allow")
+class ChatCompletionRequest(OpenAIRequest):
+    """``POST /v1/chat/completions`` (and ``/v1/creative``)."""
 
     messages: list[ChatMessage] = Field(min_length=1)
     model: str | None = None
-    frequency_penalty: float | None = Penalty
     logprobs: bool | None = False
     top_logprobs: int | None = Field(None, ge=0, le=20)
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
-    n: int | None = Field(None, ge=1)
-    presence_penalty: float | None = Penalty
-    seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)
-    stop: str | list[str] | None = Field(None)
-    stream: bool | None = False
-    stream_options: StreamOptions | None = None
-    temperature: float | None = Temperature
-    top_p: float | None = TopP
-    user: str | None = None
 
 
 class ResponseMessage(BaseModel):
@@ -106,18 +94,12 @@ class ChatChoice(BaseModel):
     finish_reason: Literal["stop", "length", "content_filter", "tool_calls"]
 
 
-class ChatCompletion(BaseModel):
-    """A ``chat.completion`` object; Quorum's extras travel in extra top-level fields."""
+class ChatCompletion(OpenAIObject):
+    """A ``chat.completion`` object."""
 
-    model_config = ConfigDict(extra="allow")
-
-    id: str
     object: Literal["chat.completion"] = "chat.completion"
-    created: int
-    model: str
     choices: list[ChatChoice]
     usage: Usage
-    system_fingerprint: str | None = None
 
 
 class ChunkDelta(BaseModel):
@@ -141,20 +123,8 @@ class ChunkChoice(BaseModel):
     finish_reason: Literal["stop", "length", "content_filter", "tool_calls"] | None = None
 
 
-class ChatCompletionChunk(BaseModel):
-    """A ``chat.completion.chunk`` stream event; Quorum's extras ride in extra fields."""
+class ChatCompletionChunk(OpenAIObject):
+    """A ``chat.completion.chunk`` stream event."""
 
-    model_config = ConfigDict(extra="allow")
-
-    id: str
     object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
-    created: int
-    model: str
     choices: list[ChunkChoice]
-    usage: Usage | None = None
-    system_fingerprint: str | None = None
-
-
-def request_extras(request: BaseModel) -> dict[str, Any]:
-    """Fields a client sent that the OpenAI schema does not know (``extra_body``)."""
-    return dict(request.model_extra or {})

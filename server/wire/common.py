@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -10,6 +10,27 @@ from pydantic import BaseModel, ConfigDict, Field
 Temperature = Field(None, ge=0.0, le=2.0)
 TopP = Field(None, gt=0.0, le=1.0)
 Penalty = Field(None, ge=-2.0, le=2.0)
+# Sample i of a request seeded s is seeded s + i (vLLM's own rule for n > 1), and samples and n
+# are capped at MAX_FAN_OUT by the settings, so every derived seed stays inside int64.
+MAX_FAN_OUT = 2**16
+SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1 - MAX_FAN_OUT
+
+
+class SamplingFields(BaseModel):
+    """The sampling fields every request body shares (chat, completions, precise), declared
+    once so that their bounds agree on every route."""
+
+    frequency_penalty: float | None = Penalty
+    presence_penalty: float | None = Penalty
+    seed: int | None = Field(
+        None,
+        ge=SEED_MIN,
+        le=SEED_MAX,
+        description="Sample i is seeded seed + i, so the same seed replays the same samples.",
+    )
+    stop: str | list[str] | None = None
+    temperature: float | None = Temperature
+    top_p: float | None = TopP
 
 
 class StreamOptions(BaseModel):
@@ -18,6 +39,18 @@ class StreamOptions(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     include_usage: bool | None = False
+
+
+class OpenAIRequest(SamplingFields):
+    """What the chat and legacy completions bodies share beyond sampling; fields OpenAI's
+    schema does not know are kept (``extra_body``: precise options ride there)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    n: int | None = Field(None, ge=1)
+    stream: bool | None = False
+    stream_options: StreamOptions | None = None
+    user: str | None = None
 
 
 class Usage(BaseModel):
@@ -35,6 +68,22 @@ class Usage(BaseModel):
             completion_tokens=completion_tokens,
             total_tokens=prompt_tokens + completion_tokens,
         )
+
+
+class OpenAIObject(BaseModel):
+    """The envelope every OpenAI completion object shares, in OpenAI's field order; subclasses
+    narrow ``object``, ``choices`` and ``usage``. Quorum's extras travel in extra top-level
+    fields (``quorum``), so OpenAI clients ignore them."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    object: str
+    created: int
+    model: str
+    choices: list[Any]
+    usage: Usage | None = None
+    system_fingerprint: str | None = None
 
 
 class ModelCard(BaseModel):

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from server.wire.chat import ChatMessage
-from server.wire.common import Penalty, TopP, Usage
+from server.wire.common import SamplingFields, Usage
 
 AnswerFormatName = Literal["auto", "number", "math", "choice", "text", "json", "code"]
 DEFAULT_PRECISE_TEMPERATURE = 0.7
@@ -53,8 +53,9 @@ class PreciseOptions(BaseModel):
     )
 
 
-class PreciseRequest(PreciseOptions):
-    """``POST /v1/precise``: a chat (``messages``) or a raw ``prompt``, and precise options."""
+class PreciseRequest(PreciseOptions, SamplingFields):
+    """``POST /v1/precise``: a chat (``messages``) or a raw ``prompt``, and precise options
+    (a seed is drawn when none is given, and reported in the receipt)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -62,13 +63,6 @@ class PreciseRequest(PreciseOptions):
     messages: list[ChatMessage] | None = Field(None, min_length=1)
     prompt: str | None = Field(None, min_length=1)
     max_tokens: int | None = Field(None, ge=1)
-    seed: int | None = Field(
-        None, ge=0, le=2**31 - 1, description="Base seed; sample i gets seed + i. Default: drawn."
-    )
-    stop: str | list[str] | None = None
-    top_p: float | None = TopP
-    presence_penalty: float | None = Penalty
-    frequency_penalty: float | None = Penalty
     stream: bool = False
 
     @model_validator(mode="after")

@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from decoding.engine import ChatPrompt, SamplingSpec, TextPrompt, collect, fold
+from decoding.engine import ChatPrompt, SamplingSpec, TextPrompt, collect
+from decoding.samples import fold
 from server.engines.upstream import UpstreamEngine, resolve_upstream_settings
 from server.errors import EngineUnavailable, InvalidRequest, UpstreamFailed, UpstreamTimeout
 from server.runtime.settings import Settings

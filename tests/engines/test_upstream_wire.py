@@ -9,14 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from decoding.engine import (
-    ChatPrompt,
-    GenerationChunk,
-    SamplingSpec,
-    TextPrompt,
-    TokenLogprob,
-    fold,
-)
+from decoding.engine import ChatPrompt, SamplingSpec, TextPrompt
+from decoding.samples import GenerationChunk, TokenLogprob, fold
 from server.engines.upstream_errors import error_fields, status_error, transport_error
 from server.engines.upstream_pool import ReplicaPool, base_url, redact
 from server.engines.upstream_wire import (
