@@ -1,0 +1,1 @@
+"""``quorum eval``: measure whether precise mode makes answers right."""
