@@ -83,19 +83,15 @@ def main(argv: list[str]) -> int:
         args = ["all", *args]
     options = _parser().parse_args(args)
     command = ["quorum", "eval", *argv]
-    try:
-        if options.command == "items":
-            return _items(options.check)
-        if options.command == "run":
-            return _run(options, options.results)
-        if options.command == "report":
-            return _report(options.results, options.out, command)
-        results = options.out / RESULTS_NAME
-        code = _run(options, results)
-        return code or _report([results], options.out, command)
-    except (ValueError, ConnectionError) as exc:
-        print(f"quorum eval: {exc}", file=sys.stderr)
-        return 2
+    if options.command == "items":
+        return _items(options.check)
+    if options.command == "run":
+        return _run(options, options.results)
+    if options.command == "report":
+        return _report(options.results, options.out, command)
+    results = options.out / RESULTS_NAME
+    code = _run(options, results)
+    return code or _report([results], options.out, command)
 
 
 def _items(check: bool) -> int:
@@ -121,8 +117,6 @@ def _run(options: argparse.Namespace, results_path: Path) -> int:
 
     split = None if options.split == "all" else options.split
     sets = options.sets.split(",") if options.sets else None
-    items = interleave(load_items(sets=sets, split=split), options.limit)
-    configs = [parse_config(spec) for spec in options.configs or DEFAULT_CONFIGS]
 
     async def go() -> int:
         with ResultsFile(results_path) as results:
@@ -148,7 +142,13 @@ def _run(options: argparse.Namespace, results_path: Path) -> int:
         )
         return 0
 
-    return asyncio.run(go())
+    try:  # bad items, configs or an unreachable server are the user's to fix: no traceback
+        items = interleave(load_items(sets=sets, split=split), options.limit)
+        configs = [parse_config(spec) for spec in options.configs or DEFAULT_CONFIGS]
+        return asyncio.run(go())
+    except (ValueError, ConnectionError) as exc:
+        print(f"quorum eval: {exc}", file=sys.stderr)
+        return 2
 
 
 def _report(results: list[Path], out: Path, command: list[str]) -> int:

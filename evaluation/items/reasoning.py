@@ -162,11 +162,13 @@ def gym_config(spec: GymSet, seed: int) -> dict[str, Any]:
 
 
 def _plain(value: Any) -> Any:
-    """Tuples to lists and dataclasses to dicts, so metadata is plain JSON."""
+    """Tuples to lists, dataclasses to dicts, other objects to strings: plain JSON."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return _plain(dataclasses.asdict(value))
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
-    return value
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)  # e.g. a Fraction in gsm_symbolic's variables
