@@ -34,6 +34,7 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
         "--in-process", action="store_true", help="start the app and vLLM here (the default)"
     )
     parser.add_argument("--model", type=Path, help="in-process model folder (default: embedded)")
+    parser.add_argument("--max-model-len", type=int, help="in-process context window")
     parser.add_argument(
         "--api-key",
         default=os.environ.get("QUORUM_EVAL_API_KEY"),
@@ -125,7 +126,12 @@ def _run(options: argparse.Namespace, results_path: Path) -> int:
                     options.url, options.api_key, ready_timeout_s=options.ready_timeout_s
                 )
             else:
-                target = app_client(vllm_app(options.model))
+                extra = (
+                    {}
+                    if options.max_model_len is None
+                    else {"max_model_len": options.max_model_len}
+                )
+                target = app_client(vllm_app(options.model, **extra))
             async with target as client:
                 summary = await run(
                     client,
