@@ -165,6 +165,21 @@ def _headline(name: str, system: Mapping[str, Any], caps: Mapping[str, int]) -> 
     return cap <= 1 or system["n"] == cap or system["rule"] == "majority"
 
 
+def _headline_comparison(report: Mapping[str, Any]) -> list[str]:
+    """One sentence: default precise against greedy on the same items."""
+    default, greedy = report["baselines"]["default_precise"], report["baselines"]["greedy"]
+    pair = next((p for p in report["comparisons"] if (p["a"], p["b"]) == (default, greedy)), None)
+    if pair is None:
+        return ["Default precise vs greedy: needs a greedy and a multi-sample config."]
+    n = pair["items"]
+    right_a, right_b = pair["both_right"] + pair["only_a"], pair["both_right"] + pair["only_b"]
+    return [
+        f"**Default precise ({default}) vs greedy ({greedy})** on {n} shared items: "
+        f"{right_a}/{n} vs {right_b}/{n} right; {pair['only_a']} only by the vote, "
+        f"{pair['only_b']} only by greedy; exact McNemar p = {pair['p_value']:.3g}."
+    ]
+
+
 def _num(value: float | None, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
@@ -183,6 +198,7 @@ def markdown(report: Mapping[str, Any]) -> str:
             f"{_num(wall['median'], '.1f')} | {_num(cost['completion_tokens_per_item'], '.0f')} |"
         )
     caps = {name: cost["samples_per_item"] for name, cost in report["configs"].items()}
+    lines += ["", *_headline_comparison(report)]
     lines += ["", "| system | accuracy [95% CI] | samples used |", "| --- | --- | --- |"]
     shown = {n for n, s in report["systems"].items() if _headline(n, s, caps)}
     for name, system in report["systems"].items():
