@@ -50,6 +50,7 @@ class ItemRun:
     item_id: str
     set: str
     split: str
+    kind: str
     config: str
     config_spec: Mapping[str, Any]
     samples: tuple[JudgedSample, ...]
@@ -121,6 +122,7 @@ def judge_record(record: Record) -> ItemRun:
         item_id=item["id"],
         set=item["set"],
         split=item["split"],
+        kind=item["kind"],
         config=record["config"]["name"],
         config_spec=record["config"],
         samples=tuple(judged),

@@ -67,6 +67,7 @@ def config_costs(runs: Mapping[str, ItemRun], errors: int) -> dict[str, Any]:
     """What a config cost per item: wall seconds, completion tokens, truncated samples."""
     walls = sorted(r.wall_s for r in runs.values())
     samples = [s for r in runs.values() for s in r.samples]
+    numeric = [s for r in runs.values() if r.kind == "number" for s in r.samples]
     first = next(iter(runs.values()), None)
     return {
         "config": dict(first.config_spec) if first else {},
@@ -86,6 +87,12 @@ def config_costs(runs: Mapping[str, ItemRun], errors: int) -> dict[str, Any]:
             sum(1 for s in samples if s.finish_reason == "length"), len(samples)
         ),
         "unparsed_samples": rate(sum(1 for s in samples if s.strict.key is None), len(samples)),
+        # Extracted answers that are not a number on numeric items ("(8 * -7) = 64"): what a
+        # better extraction could still win.
+        "non_numeric_answers_on_numeric_items": rate(
+            sum(1 for s in numeric if s.strict.key and not s.strict.key.startswith("num:")),
+            len(numeric),
+        ),
     }
 
 
