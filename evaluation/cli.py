@@ -40,6 +40,7 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("QUORUM_EVAL_API_KEY"),
         help="bearer key for --url (default: $QUORUM_EVAL_API_KEY)",
     )
+    parser.add_argument("--items-dir", type=Path, help="another items folder (with a manifest)")
     parser.add_argument("--split", choices=("dev", "test", "all"), default="dev")
     parser.add_argument("--sets", help="comma-separated item sets (default: all)")
     parser.add_argument("--limit", type=int, help="at most N items, round-robin over sets")
@@ -111,7 +112,7 @@ def _items(check: bool) -> int:
 
 def _run(options: argparse.Namespace, results_path: Path) -> int:
     from evaluation.configs import parse_config
-    from evaluation.items.store import interleave, load_items
+    from evaluation.items.store import ITEMS_DIR, interleave, load_items
     from evaluation.results import ResultsFile
     from evaluation.runner import run
     from evaluation.targets import app_client, remote_client, vllm_app
@@ -149,7 +150,8 @@ def _run(options: argparse.Namespace, results_path: Path) -> int:
         return 0
 
     try:  # bad items, configs or an unreachable server are the user's to fix: no traceback
-        items = interleave(load_items(sets=sets, split=split), options.limit)
+        folder = options.items_dir or ITEMS_DIR
+        items = interleave(load_items(folder, sets=sets, split=split), options.limit)
         configs = [parse_config(spec) for spec in options.configs or DEFAULT_CONFIGS]
         return asyncio.run(go())
     except (ValueError, ConnectionError) as exc:
