@@ -56,6 +56,19 @@ def greedy_config(runs: Runs) -> str | None:
     return "greedy" if "greedy" in singles else (singles[0] if singles else None)
 
 
+def default_config(runs: Runs) -> str | None:
+    """The config closest to precise mode's defaults: temperature 0.7, no suffix or extras,
+    the most samples; else the first multi-sample config."""
+    multi = [c for c, r in runs.items() if cap_of(r) > 1]
+
+    def plain(config: str) -> bool:
+        spec = next(iter(runs[config].values())).config_spec
+        return spec.get("temperature") == 0.7 and not spec.get("suffix") and not spec.get("extra")
+
+    candidates = [c for c in multi if plain(c)] or multi
+    return max(candidates, key=lambda c: cap_of(runs[c]), default=None)
+
+
 def build_systems(runs: Runs) -> tuple[list[System], list[str]]:
     """Every system the runs allow, and notes on the rules that could not apply."""
     systems: list[System] = []

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import statistics
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from evaluation.analysis import (
     build_systems,
     cap_of,
     comparisons,
+    default_config,
     greedy_config,
     rate,
     summarise,
@@ -116,7 +118,8 @@ def build_report(paths: Sequence[Path], command: Sequence[str]) -> dict[str, Any
     systems, notes = build_systems(runs)
     greedy = greedy_config(runs)
     multi = [c for c, r in runs.items() if cap_of(r) > 1]
-    default = f"{multi[0]}/majority@{cap_of(runs[multi[0]])}" if multi else None
+    chosen = default_config(runs)
+    default = None if chosen is None else f"{chosen}/majority@{cap_of(runs[chosen])}"
     pairs = comparisons(systems, default, greedy)
     curves = {
         s.config: abstention(s)
@@ -139,11 +142,8 @@ def build_report(paths: Sequence[Path], command: Sequence[str]) -> dict[str, Any
     }
 
 
-def _count(values: Any) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for value in values:
-        counts[value] = counts.get(value, 0) + 1
-    return dict(sorted(counts.items()))
+def _count(values: Iterable[str]) -> dict[str, int]:
+    return dict(sorted(Counter(values).items()))
 
 
 def _pair(p: Paired) -> dict[str, Any]:
