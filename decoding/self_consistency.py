@@ -29,6 +29,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from typing import Literal, TypeVar
 
+from decoding.confidence import Confidence, ConfidenceSpec, token_confidence, trace_confidence
 from decoding.engine import Engine, Prompt, SamplingSpec
 from decoding.equivalence import ANSWER_FORMATS, AnswerFormat, AnswerNormalizer, Canonical
 from decoding.extraction import extract_answer
@@ -52,6 +53,7 @@ class ConsistencyPlan:
     stopping: StoppingRule = field(default_factory=BetaStopping)
     max_total_tokens: int | None = None
     deadline_ms: float | None = None
+    confidence: ConfidenceSpec = field(default_factory=ConfidenceSpec)
 
     def __post_init__(self) -> None:
         if self.samples < 1:
@@ -81,6 +83,8 @@ class SampleRecord:
     mean_logprob: float | None
     token_count: int
     voted: bool
+    confidence: Confidence | None = None
+    token_confidences: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -173,7 +177,7 @@ async def self_consistency(
         state.spent += sum(s.token_count for s in done.samples)
         judged = await _off_loop(executor, _judge, done.samples, normalizer)
         for sample, one in zip(done.samples, judged, strict=True):
-            _record(state, sample, drawn, seed, one)
+            _record(state, sample, drawn, seed, one, plan.confidence)
         if on_round is not None:
             on_round(_progress(state, plan))
         if done.cut is not None:
@@ -189,8 +193,10 @@ async def self_consistency(
 
 def engine_spec(spec: SamplingSpec, plan: ConsistencyPlan) -> SamplingSpec:
     """The sampling every round starts from: greedy for one sample, and logprobs always on
-    (the sampled tokens' at least) for the tie-break; receipts report this spec."""
-    base = replace(spec, logprobs=0 if spec.logprobs is None else spec.logprobs)
+    (the sampled tokens' at least, for the tie-break; the top-k the confidence spec asks for);
+    receipts report this spec."""
+    logprobs = max(spec.logprobs or 0, plan.confidence.top_k)
+    base = replace(spec, logprobs=logprobs)
     return replace(base, temperature=0.0) if plan.samples == 1 else base
 
 
@@ -245,15 +251,35 @@ def _judge(samples: Sequence[Sample], normalizer: AnswerNormalizer) -> list[_Jud
     return judged
 
 
-def _record(state: _State, sample: Sample, offset: int, seed: int | None, judged: _Judged) -> None:
+def _record(
+    state: _State,
+    sample: Sample,
+    offset: int,
+    seed: int | None,
+    judged: _Judged,
+    spec: ConfidenceSpec,
+) -> None:
     """Keep the sample's record; finished samples also get a ballot (aborted ones do not)."""
     (answer, canonical), index = judged, offset + sample.index
     voted = sample.finish_reason != "abort"
     display = None if canonical is None else canonical.display
     sample_seed = None if seed is None else seed + sample.index
     lp, tokens, reason = sample.mean_logprob, sample.token_count, sample.finish_reason
+    logprobs = sample.logprobs or []
+    scores = tuple(round(token_confidence(t), 4) for t in logprobs) if spec.keep_tokens else None
+    confidence = trace_confidence(logprobs, spec.window, spec.tail)
     record = SampleRecord(
-        index, sample.text, answer, display, reason, sample_seed, lp, tokens, voted
+        index,
+        sample.text,
+        answer,
+        display,
+        reason,
+        sample_seed,
+        lp,
+        tokens,
+        voted,
+        confidence,
+        scores,
     )
     state.records.append(record)
     if voted:

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
+from decoding.confidence import ConfidenceSpec
 from decoding.creative import CREATIVE_DEFAULTS
 from decoding.engine import ChatPrompt, Prompt, SamplingSpec, TextPrompt
 from decoding.self_consistency import ConsistencyPlan
@@ -296,6 +297,12 @@ def consistency_plan(options: PreciseOptions, settings: Settings) -> Consistency
         stopping=stopping_rule(options.stopping_rule),
         max_total_tokens=options.max_total_tokens,
         deadline_ms=options.deadline_ms,
+        confidence=ConfidenceSpec(
+            top_k=options.top_logprobs,
+            window=options.confidence_window,
+            tail=options.confidence_tail,
+            keep_tokens=options.token_confidences,
+        ),
     )
 
 

@@ -78,7 +78,15 @@ _SAMPLE_FIELDS = ("index", "text", "finish_reason", "seed", "mean_logprob", "vot
 def _sample_out(record: SampleRecord) -> SampleOut:
     """One sample on the wire: its canonical answer, and its tokens under OpenAI's short name."""
     same = {name: getattr(record, name) for name in _SAMPLE_FIELDS}
-    return SampleOut(**same, answer=record.canonical, tokens=record.token_count)
+    confidence = None if record.confidence is None else asdict(record.confidence)
+    scores = None if record.token_confidences is None else list(record.token_confidences)
+    return SampleOut(
+        **same,
+        answer=record.canonical,
+        tokens=record.token_count,
+        confidence=confidence,
+        token_confidences=scores,
+    )
 
 
 def evidence(result: ConsistencyResult, plan: Plan, engine: Engine) -> Evidence:

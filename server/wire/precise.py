@@ -51,6 +51,22 @@ class PreciseOptions(BaseModel):
     deadline_ms: int | None = Field(
         None, ge=1, le=600_000, description="Wall-clock budget; on expiry, vote on what finished."
     )
+    top_logprobs: int = Field(
+        0,
+        ge=0,
+        le=20,
+        description="Top-k alternatives per token asked of the engine for each sample's "
+        "confidence (DeepConf); 0: the sampled token's logprob only.",
+    )
+    confidence_window: int = Field(
+        32, ge=1, le=4096, description="Tokens per sliding group for lowest_group confidence."
+    )
+    confidence_tail: int = Field(
+        32, ge=1, le=4096, description="Last tokens averaged for tail confidence."
+    )
+    token_confidences: bool = Field(
+        False, description="Report each sample's per-token confidences (for offline tuning)."
+    )
 
 
 class PreciseRequest(PreciseOptions, SamplingFields):
@@ -80,6 +96,14 @@ class VoteOut(BaseModel):
     samples: list[int]
 
 
+class ConfidenceOut(BaseModel):
+    """How sure the model was while writing a sample (higher is surer; see decoding.confidence)."""
+
+    mean: float
+    lowest_group: float
+    tail: float
+
+
 class SampleOut(BaseModel):
     """One sample's text, what was extracted from it, and how to reproduce it."""
 
@@ -91,6 +115,8 @@ class SampleOut(BaseModel):
     mean_logprob: float | None
     tokens: int
     voted: bool
+    confidence: ConfidenceOut | None = None
+    token_confidences: list[float] | None = None
 
 
 class Receipt(BaseModel):

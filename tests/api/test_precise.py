@@ -183,3 +183,19 @@ async def test_alias_rejects_n_and_bad_extras(client: openai.AsyncOpenAI) -> Non
             model=f"{MODEL}:precise", messages=QUESTION, extra_body={"samples": 0}
         )
     assert caught.value.param == "samples"
+
+
+async def test_samples_report_their_confidence(
+    http: httpx.AsyncClient, engine: ScriptedEngine
+) -> None:
+    result = await precise(http, samples=2, seed=1, top_logprobs=3, token_confidences=True)
+    assert engine.calls[0][1].logprobs == 3, "the engine is asked for the top-k alternatives"
+    for sample in result["samples"]:
+        assert sample["confidence"]["mean"] > 0
+        assert len(sample["token_confidences"]) == sample["tokens"]
+    assert result["receipt"]["plan"]["confidence"]["top_k"] == 3
+    plain = await precise(http, samples=2, seed=1)
+    assert (
+        "token_confidences" not in plain["samples"][0]
+        or plain["samples"][0]["token_confidences"] is None
+    )
