@@ -39,6 +39,7 @@ _MAX_JSON_STARTS = 512
 _MAX_BOXES_TRIED = 8
 _JSON_READ_FACTOR = 8
 _JSON_MIN_READ = 4_096
+_JSON = json.JSONDecoder()  # stateless between calls, like json.loads's own
 
 _BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _ANSWER_IS = re.compile(r"answer\s+is[ \t]*:?\s*([^\n]+)", re.IGNORECASE)
@@ -234,14 +235,13 @@ def _last_object(tail: str) -> str | None:
     last_close = tail.rfind("}")
     if last_close == -1:
         return None
-    decoder = json.JSONDecoder()
     budget = _JSON_READ_FACTOR * max(len(tail), _JSON_MIN_READ)
     best: tuple[int, int] | None = None
     pos = tail.rfind("{", 0, last_close)
     for _ in range(_MAX_JSON_STARTS):
         if pos == -1 or budget <= 0:
             break
-        is_object, end, read = _decode_object(decoder, tail[pos : last_close + 1])
+        is_object, end, read = _decode_object(tail[pos : last_close + 1])
         budget -= read
         if is_object and (best is None or pos + end >= best[1]):
             best = (pos, pos + end)  # the first hit, or an object enclosing it
@@ -249,10 +249,10 @@ def _last_object(tail: str) -> str | None:
     return tail[best[0] : best[1]] if best is not None else None
 
 
-def _decode_object(decoder: json.JSONDecoder, text: str) -> tuple[bool, int, int]:
+def _decode_object(text: str) -> tuple[bool, int, int]:
     """Whether ``text`` starts with a JSON object, where it ends, and how far decoding read."""
     try:
-        value, end = decoder.raw_decode(text)
+        value, end = _JSON.raw_decode(text)
     except json.JSONDecodeError as exc:
         # An unterminated string is reported at its opening quote, but was read to the end.
         return False, -1, len(text) if exc.msg.startswith("Unterminated string") else exc.pos + 1
