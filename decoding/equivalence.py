@@ -9,6 +9,12 @@ a leading ``x =``. Decimals are compared exactly, so ``0.333`` is not ``1/3``.
 LaTeX and symbolic answers (``\\frac{1}{2}``, ``\\sqrt{2}``, ``2\\pi``) go to math-verify (see
 ``decoding.symbolic``), only when the fast path fails and only once per DISTINCT answer string.
 Rational results share the number keys; other formulas are grouped with an equal representative.
+
+Answers come from model output, so every step is linear in the answer's length (most inputs are
+capped besides: ``MAX_NUMBER_CHARS``, ``MAX_FORMULA_CHARS``): runs that the next token cannot take
+back from are possessive (``*+``), a failed thousands run is consumed whole instead of being tried
+again from each of its groups, and ``display_text`` strips by moving two indices, not by copying
+the string once per character stripped.
 """
 
 from __future__ import annotations
@@ -37,8 +43,10 @@ MAX_NUMBER_CHARS = 128
 
 _MINUS = str.maketrans({"\u2212": "-", "\u2012": "-", "\u2013": "-", "\ufe63": "-", "\uff0d": "-"})
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d{1,3})?")
-_FRACTION = re.compile(r"[+-]?\d+/\d+")
-_THOUSANDS = re.compile(r"(?<![\d.])(\d{1,3}(?:,\d{3})+)(?![\d,])")
+_FRACTION = re.compile(r"(?<!\d)[+-]?\d++/\d++")
+# A run of thousands groups ("1,234,567"); only a run that ends the number sets ``whole``. A run
+# that does not is still consumed, so its later groups are not each tried again as a start.
+_THOUSANDS = re.compile(r"(?<![\d.])\d{1,3}+(?:,\d{3})++(?P<whole>(?![\d,]))?")
 _LATEX_SPACES = re.compile(r"\\[!,;: ]|\\q?quad|~")
 _DEGREES = re.compile(r"\^\s*\{?\\circ\}?|°")
 _ASSIGNMENT = re.compile(r"^[A-Za-z]\s*=\s*(?=\S)")
@@ -49,7 +57,7 @@ _MATH_WORDS = frozenset(
 )
 _OPERATOR = re.compile(r"[+\-*/=^()!]")
 _TRAILING_PUNCT = ".,;:!?"
-_FACTORIAL_END = re.compile(r"([\d)}]!)[.,;:?]*$")  # "5!" is a factorial, not an exclamation
+_FACTORIAL_TRAILER = ".,;:?"  # punctuation after a factorial's "!" ("5!." ends in "5!")
 _WRAPPERS = "\"'`*_"
 
 
@@ -77,7 +85,7 @@ def parse_number(answer: str) -> Fraction | None:
     """Exact value of a plain integer, decimal or ``p/q`` answer, without any symbolic parsing."""
     if len(answer) > MAX_NUMBER_CHARS:
         return None
-    s = _THOUSANDS.sub(lambda m: m.group(1).replace(",", ""), strip_decorations(answer))
+    s = _THOUSANDS.sub(_drop_separators, strip_decorations(answer))
     s = s.replace(" ", "")
     if not (_NUMBER.fullmatch(s) or _FRACTION.fullmatch(s)):
         return None
@@ -85,6 +93,10 @@ def parse_number(answer: str) -> Fraction | None:
         return Fraction(s)
     except (ValueError, ZeroDivisionError):
         return None
+
+
+def _drop_separators(m: re.Match[str]) -> str:
+    return m.group(0).replace(",", "") if m.group("whole") is not None else m.group(0)
 
 
 def format_number(value: Fraction) -> str:
@@ -123,14 +135,39 @@ def canonical_text(answer: str) -> str:
 
 
 def display_text(answer: str) -> str:
-    """The answer as shown: NFKC, one-spaced, no wrapping quotes/markdown, no end punctuation."""
+    """The answer as shown: NFKC, one-spaced, no wrapping quotes/markdown, no end punctuation.
+
+    Wrappers and end punctuation are stripped in turn until neither changes (``**5.**`` -> ``5``),
+    but the ``!`` of a factorial stays (``5!.`` -> ``5!``).
+    """
     s = " ".join(unicodedata.normalize("NFKC", answer).split())
-    previous = None
-    while previous != s:
-        previous = s
-        s = s.strip(_WRAPPERS).strip()
-        s = _FACTORIAL_END.sub(r"\1", s) if _FACTORIAL_END.search(s) else s.rstrip(_TRAILING_PUNCT)
-    return s.strip()
+    start, end, previous = 0, len(s), (-1, -1)
+    while previous != (start, end):
+        previous = (start, end)
+        start, end = _strip_span(s, start, end, _WRAPPERS)
+        start, end = _strip_span(s, start, end, " ")  # the only whitespace left by the join
+        run = end
+        while run > start and s[run - 1] in _FACTORIAL_TRAILER:
+            run -= 1
+        if run - start >= 2 and s[run - 1] == "!" and _is_factorial_operand(s[run - 2]):
+            end = run
+        else:
+            end = _strip_span(s, start, end, _TRAILING_PUNCT, left=False)[1]
+    return s[start:end]
+
+
+def _strip_span(s: str, start: int, end: int, chars: str, *, left: bool = True) -> tuple[int, int]:
+    """``s[start:end]`` stripped of ``chars`` (on the right only unless ``left``), as indices."""
+    while left and start < end and s[start] in chars:
+        start += 1
+    while end > start and s[end - 1] in chars:
+        end -= 1
+    return start, end
+
+
+def _is_factorial_operand(c: str) -> bool:
+    """Whether ``c!`` reads as a factorial: after a digit (any script, as ``\\d``), ``)``, ``}``."""
+    return c.isdecimal() or c in ")}"
 
 
 def canonical_choice(answer: str) -> str | None:
@@ -144,9 +181,9 @@ def canonical_json(answer: str) -> str | None:
     """Compact JSON with sorted keys, so key order and spacing do not split the vote."""
     try:
         value = json.loads(answer)
-    except ValueError:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    except (ValueError, RecursionError):  # not JSON, or nested too deep for the codec
         return None
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def canonical_code(answer: str) -> str:

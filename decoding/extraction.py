@@ -7,9 +7,22 @@ Formats ``auto``/``number``/``math`` share one cascade, strongest marker first: 
 ``text`` falls back to the last non-empty line, ``code`` takes the last fenced block and ``json``
 the last fenced JSON block or the last parseable ``{...}`` object.
 
-Work is bounded: only the last ``MAX_SCAN_CHARS`` (``MAX_BLOCK_SCAN_CHARS`` for code and JSON) of a
-sample are examined, every regex is linear, and JSON decoding tries at most ``_MAX_JSON_STARTS``
-candidate braces, so a 1 MB runaway sample costs about as much as a normal one.
+Model output is hostile input, and extraction runs on the server's threads holding the GIL, so its
+cost is linear in the part of a sample examined, and that part is bounded:
+
+- only the last ``MAX_SCAN_CHARS`` (``MAX_BLOCK_SCAN_CHARS`` for code and JSON) are examined;
+- the regexes run in linear time on Python's backtracking ``re``: no attempt reads a run once per
+  way of splitting it (where two runs could share characters, as the ``\\s*`` in ``\\s*\\$?\\s*``
+  or the ``[ \\t]*`` on both sides of a fence's optional language tag, they are possessive,
+  ``*+``), and attempts start only at a marker or at the start of a number, so they read disjoint
+  stretches.
+  ``google-re2`` would guarantee linear time by construction, but it has no lookarounds, which
+  ``_NUMBER`` needs; possessive runs keep every pattern's matches exactly as they were, at the
+  same cost on ordinary samples (``tests/decoding/test_linear_scanning.py`` checks the growth);
+- a box is read for at most ``MAX_ANSWER_CHARS`` from each of the last ``_MAX_BOXES_TRIED`` starts;
+- JSON decoding tries at most ``_MAX_JSON_STARTS`` candidate braces and reads at most
+  ``_JSON_READ_FACTOR`` characters per character of the tail in all; nesting too deep for the
+  decoder (``RecursionError``) counts as no object.
 """
 
 from __future__ import annotations
@@ -24,6 +37,9 @@ MAX_BLOCK_SCAN_CHARS = 65_536
 MAX_ANSWER_CHARS = 512
 _MAX_JSON_STARTS = 512
 _MAX_BOXES_TRIED = 8
+_JSON_READ_FACTOR = 8
+_JSON_MIN_READ = 4_096
+_JSON = json.JSONDecoder()  # stateless between calls, like json.loads's own
 
 _BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _ANSWER_IS = re.compile(r"answer\s+is[ \t]*:?\s*([^\n]+)", re.IGNORECASE)
@@ -35,14 +51,15 @@ _NUMBER = re.compile(r"(?<![\w.])[-−]?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+
 # The result of the last equation ("2 + 3 = 5", "equals 5"): a stronger guess than the last
 # number, which in "2 + 3 = 5, the sum of 2 and 3" is an operand.
 _EQUATION_RESULT = re.compile(
-    r"(?:=|\bequals\b|\bis equal to\b)\s*\$?\s*(" + _NUMBER.pattern + r")", re.IGNORECASE
+    r"(?:=|\bequals\b|\bis equal to\b)\s*+\$?\s*+(" + _NUMBER.pattern + r")", re.IGNORECASE
 )
 _SENTENCE_END = re.compile(r"\.(?:\s|$)|;|\s[-–—]\s|\s(?:because|since|which|so)\s", re.IGNORECASE)
 _MATH_DELIMITERS = (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$"))
 _LETTER = r"(?:\(([A-Ea-e])\)|\b([A-E])\b)"
+_BOXED_LETTER = re.compile(_LETTER)
 _CHOICE_MARKED = re.compile(r"(?i:answer)(?:\s+(?i:is)\b)?[\s:*]*(?:(?i:option)\s*)?" + _LETTER)
 _CHOICE_LINE = re.compile(r"^[\s*>]*(?:\(([A-Ea-e])\)|([A-E])(?:[.:)]|\s*$))")
-_FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+#.-]*)[ \t]*$", re.MULTILINE)
+_FENCE = re.compile(r"^[ \t]*+```[ \t]*+([\w+#.-]*+)[ \t]*+$", re.MULTILINE)
 
 
 def extract_answer(
@@ -162,7 +179,7 @@ def _choice_answer(tail: str, *, allow_fallback: bool) -> str | None:
     """An option letter A-E from a box, an "answer is (C)" phrase, or a last line like "B."."""
     boxed = extract_boxed(tail)
     if boxed:
-        m = re.search(_LETTER, boxed.replace("\\text", ""))
+        m = _BOXED_LETTER.search(boxed.replace("\\text", ""))
         if m is not None:
             return (m.group(1) or m.group(2)).upper()
     last = _last_match(_CHOICE_MARKED, tail)
@@ -201,24 +218,44 @@ def _json_answer(tail: str) -> str | None:
         try:
             json.loads(fenced)
             return fenced.strip()
-        except ValueError:
+        except (ValueError, RecursionError):
             pass
     return _last_object(tail)
 
 
 def _last_object(tail: str) -> str | None:
-    """The last-ending top-level JSON object, scanning candidate ``{`` from the right."""
-    decoder = json.JSONDecoder()
+    """The last-ending top-level JSON object, scanning candidate ``{`` from the right.
+
+    An object ends at a ``}``, so only braces before the last ``}`` are candidates, and each is
+    decoded from a copy of the text up to it: a decode error counts the lines before its position,
+    which in the whole tail would cost the whole tail per candidate. A candidate's decode may still
+    read far (a nested prefix that never closes), so candidates stop once the characters read add
+    up to ``_JSON_READ_FACTOR`` times the tail; the best object found by then is the answer.
+    """
+    last_close = tail.rfind("}")
+    if last_close == -1:
+        return None
+    budget = _JSON_READ_FACTOR * max(len(tail), _JSON_MIN_READ)
     best: tuple[int, int] | None = None
-    pos = tail.rfind("{")
+    pos = tail.rfind("{", 0, last_close)
     for _ in range(_MAX_JSON_STARTS):
-        if pos == -1:
+        if pos == -1 or budget <= 0:
             break
-        try:
-            value, end = decoder.raw_decode(tail, pos)
-        except ValueError:
-            value, end = None, -1
-        if isinstance(value, dict) and (best is None or end >= best[1]):
-            best = (pos, end)  # the first hit, or an object enclosing it
+        is_object, end, read = _decode_object(tail[pos : last_close + 1])
+        budget -= read
+        if is_object and (best is None or pos + end >= best[1]):
+            best = (pos, pos + end)  # the first hit, or an object enclosing it
         pos = tail.rfind("{", 0, pos)
     return tail[best[0] : best[1]] if best is not None else None
+
+
+def _decode_object(text: str) -> tuple[bool, int, int]:
+    """Whether ``text`` starts with a JSON object, where it ends, and how far decoding read."""
+    try:
+        value, end = _JSON.raw_decode(text)
+    except json.JSONDecodeError as exc:
+        # An unterminated string is reported at its opening quote, but was read to the end.
+        return False, -1, len(text) if exc.msg.startswith("Unterminated string") else exc.pos + 1
+    except (ValueError, RecursionError):  # an integer past int()'s digit limit; nesting too deep
+        return False, -1, len(text)
+    return isinstance(value, dict), end, end
