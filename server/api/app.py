@@ -65,7 +65,7 @@ def create_app(settings: Settings, engine: ManagedEngine) -> FastAPI:
         admitted=lambda: admission.in_use,
         capacity=admission.capacity,
         engine_active=lambda: engine.active,
-        ready=lambda: float(lifecycle.serving),
+        ready=lambda: float(lifecycle.serving and engine.ready),
     )
     install_error_handlers(app)
     install_middleware(app, settings, lifecycle, registry)
