@@ -231,7 +231,7 @@ def _precise_plan(body: RequestBody, settings: Settings) -> Plan:
     else:
         if body.n not in (None, 1):
             raise InvalidRequest("precise mode returns one answer: use samples, not n", param="n")
-        options = options_from_extras(body, body.temperature)
+        options = options_from_extras(body)
         if isinstance(body, ChatRequest):
             messages, text, surface = body.messages, None, "chat"
         else:
@@ -273,12 +273,17 @@ def _refuse_precise_options(body: BaseModel) -> None:
             )
 
 
-def options_from_extras(body: BaseModel, temperature: float | None) -> PreciseOptions:
-    """Precise options sent as extra body fields of an OpenAI request (``extra_body``); any
-    other extra field is refused, so a misspelt option is not silently dropped."""
-    extras: dict[str, Any] = dict(body.model_extra or {})
+def options_from_extras(body: BaseModel) -> PreciseOptions:
+    """Precise options sent as extra body fields of an OpenAI request (``extra_body``), and
+    the OpenAI fields that are also precise options (``temperature``; a chat's
+    ``top_logprobs``); any other extra field is refused, so a misspelt option is not silently
+    dropped."""
+    options: dict[str, Any] = dict(body.model_extra or {})
+    for name in PreciseOptions.model_fields.keys() & type(body).model_fields.keys():
+        if (value := getattr(body, name)) is not None:
+            options[name] = value
     try:
-        return PreciseOptions.model_validate({**extras, "temperature": temperature})
+        return PreciseOptions.model_validate(options)
     except ValidationError as exc:
         first = exc.errors()[0]
         param = ".".join(str(p) for p in first.get("loc", ())) or None

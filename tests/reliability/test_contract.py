@@ -296,3 +296,13 @@ def test_a_real_server_refuses_the_same_and_keeps_serving(
         assert assert_openai_error(response, 400)["param"] == param
         assert http.get("/health").status_code == 200
         assert http.post(CHAT, json=BODIES[CHAT]).status_code == 200
+
+
+async def test_a_chats_own_fields_that_are_precise_options_reach_the_vote(app_on: Any) -> None:
+    http, engine = app_on
+    body = {**BODIES[CHAT], "model": f"{MODEL}:precise", "samples": 2, "top_logprobs": 3}
+    response = await http.post(CHAT, json={**body, "temperature": 0.4})
+    assert response.status_code == 200, response.text
+    (_, spec, _), *_ = engine.calls
+    assert spec.logprobs == 3, "top_logprobs asked the engine for the confidence's alternatives"
+    assert spec.temperature == 0.4
