@@ -79,10 +79,15 @@ class Engine(Protocol):
 @runtime_checkable
 class ManagedEngine(Engine, Protocol):
     """An engine with a lifetime the server owns: started and stopped by the app's lifespan,
-    watched for death (``errored``), and counting its open requests (``active``)."""
+    watched for death (``errored``), asked whether it can take work now (``ready``: an engine
+    of remote replicas cannot while none is healthy), and counting its open requests
+    (``active``)."""
 
     @property
     def errored(self) -> bool: ...
+
+    @property
+    def ready(self) -> bool: ...
 
     @property
     def active(self) -> int: ...

@@ -10,16 +10,20 @@
     ├── Overloaded              429 rate_limit_error        (with Retry-After)
     ├── EngineUnavailable       503 server_error            (starting, draining, dead)
     ├── RequestTimedOut         504 server_error            (server-side request timeout)
+    ├── InternalError           500 server_error            code=internal_error (a bug here)
     └── EngineFailed            500 server_error            (engine error mid-request)
         ├── UpstreamFailed      502 server_error            (replica failed or unreachable)
         └── UpstreamTimeout     504 server_error            (replica too slow)
 
-Foreign exceptions (vLLM, httpx, pydantic) are translated where they are caught.
+Foreign exceptions (vLLM, httpx, pydantic) are translated where they are caught; anything else
+is a bug, logged with the request id and answered ``InternalError`` without internals.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
+
+from server.wire.text import replace_lone_surrogates
 
 MAX_MESSAGE_CHARS = 2000
 
@@ -55,15 +59,17 @@ class QuorumError(Exception):
         cls.default_code = code if code is not None else cls.default_code
 
     def body(self) -> dict[str, Any]:
-        """The OpenAI error body, with a message bounded in size."""
-        message = self.message
+        """The OpenAI error body, with a message bounded in size and encodable as UTF-8 (it
+        may quote an upstream's or a client's text)."""
+        message = replace_lone_surrogates(self.message)
         if len(message) > MAX_MESSAGE_CHARS:
             message = message[: MAX_MESSAGE_CHARS - 3] + "..."
+        param = None if self.param is None else replace_lone_surrogates(self.param)
         return {
             "error": {
                 "message": message,
                 "type": self.type,
-                "param": self.param,
+                "param": param,
                 "code": self.code,
             }
         }
@@ -109,6 +115,10 @@ class EngineUnavailable(QuorumError, status=503, type="server_error", code="engi
 
 class RequestTimedOut(QuorumError, status=504, type="server_error", code="timeout"):
     """The request ran past the server's request timeout; its engine work was aborted."""
+
+
+class InternalError(QuorumError, status=500, type="server_error", code="internal_error"):
+    """An unexpected error in the server itself (a bug), not the engine's and not the client's."""
 
 
 class EngineFailed(QuorumError, status=500, type="server_error", code="engine_error"):

@@ -14,8 +14,9 @@ from fastapi import Depends, FastAPI
 from decoding.engine import ManagedEngine
 from server import __version__
 from server.api.admission import admit
+from server.api.contract import QuorumAPI
 from server.api.deps import ServerState
-from server.api.error_handlers import QuorumAPI, install_error_handlers
+from server.api.error_handlers import install_error_handlers
 from server.api.middleware import install_middleware
 from server.api.routes import health, inference, metrics, models
 from server.runtime.admission import Admission
@@ -48,6 +49,7 @@ def create_app(settings: Settings, engine: ManagedEngine) -> FastAPI:
             await engine.stop()
 
     app = QuorumAPI(
+        settings,
         title="Quorum",
         summary="Inference-time reliability: precise answers by vote, creative sampling, "
         "and an OpenAI-compatible API over vLLM.",
@@ -63,7 +65,7 @@ def create_app(settings: Settings, engine: ManagedEngine) -> FastAPI:
         admitted=lambda: admission.in_use,
         capacity=admission.capacity,
         engine_active=lambda: engine.active,
-        ready=lambda: float(lifecycle.serving),
+        ready=lambda: float(lifecycle.serving and engine.ready),
     )
     install_error_handlers(app)
     install_middleware(app, settings, lifecycle, registry)

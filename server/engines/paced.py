@@ -40,6 +40,11 @@ class PacedEngine:
         """What the wrapped engine pretends to serve."""
         return self.inner.info
 
+    @property
+    def ready(self) -> bool:
+        """Ready while alive."""
+        return not self.errored
+
     async def start(self) -> None:
         """Nothing to load."""
 

@@ -40,6 +40,7 @@ class ScriptedEngine:
     calls: list[tuple[Prompt, SamplingSpec, bool]] = field(default_factory=list)
     active: int = 0
     errored: bool = False  # a script never dies; see ``PacedEngine`` for one that does
+    ready: bool = True  # tests may set it, as an upstream engine's replicas would
 
     async def start(self) -> None:
         """Nothing to load."""

@@ -80,6 +80,11 @@ class UpstreamEngine:
         return False
 
     @property
+    def ready(self) -> bool:
+        """Whether some replica can take a request now (``/ready`` is 503 while none can)."""
+        return any(r.usable for r in self.pool.replicas)
+
+    @property
     def active(self) -> int:
         """Upstream requests open now, over every replica."""
         return sum(r.in_flight for r in self.pool.replicas)

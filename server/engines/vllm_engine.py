@@ -96,6 +96,11 @@ class VllmEngine:
         """True once the engine core has died; the process should then be restarted."""
         return bool(self._engine is not None and self._engine.errored)
 
+    @property
+    def ready(self) -> bool:
+        """Able to take work: started (the lifespan waits for that) and alive."""
+        return self._engine is not None and not self.errored
+
     async def start(self) -> None:
         """Build the engine in a worker thread (the event loop keeps answering /health), then
         warm it up: the first logprobs request compiles a CPU kernel for several seconds, and

@@ -1,8 +1,10 @@
 """Structured logging: one JSON object per line, extras as fields, secrets scrubbed.
 
-Prompts and completions are never passed to a logger by Quorum; API keys are additionally
-scrubbed from every formatted line, so a library that logs headers at debug level cannot leak
-them either.
+Prompts and completions are never passed to a logger by Quorum; API keys (the clients' and the
+upstreams') are additionally scrubbed from every formatted line, so a library that logs headers
+at debug level cannot leak them either. A line logged while a request is served carries its
+``request_id`` (``REQUEST_ID``, set by the observing middleware), so a bug's traceback can be
+matched to the client's ``x-request-id``.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
+from contextvars import ContextVar
 
 REDACTED = "[redacted]"
+REQUEST_ID: ContextVar[str | None] = ContextVar("quorum_request_id", default=None)
 # Attributes every LogRecord has; anything else was passed through ``extra=``.
 _STANDARD = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()
@@ -33,6 +37,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": self._scrub(record.getMessage()),
         }
+        if (request_id := REQUEST_ID.get()) is not None:
+            payload["request_id"] = request_id
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
                 payload[key] = (

@@ -1,19 +1,42 @@
 """One settings object for the whole server: CLI flags, ``QUORUM_*`` variables, defaults.
 
 Precedence, highest first: command-line flag, environment variable, default. Names follow
-``vllm serve`` where the meaning is the same (``--max-model-len``, ``--dtype``, ...).
+``vllm serve`` where the meaning is the same (``--max-model-len``, ``--dtype``, ...). A list
+setting (API keys, CORS origins, upstreams) takes one value, a comma-separated list or a JSON
+list, from the environment or a flag (or a repeated flag).
 """
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, CliSuppress, SettingsConfigDict
+from pydantic import BeforeValidator, Field, SecretStr, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, CliSuppress, NoDecode, SettingsConfigDict
 
 from modelprep import DEFAULT_MODEL_NAME, default_cache_dir
 from server.wire.common import MAX_FAN_OUT
+
+# What vLLM would fetch from the Hugging Face hub rather than read from a folder: ``name`` or
+# ``org/name``. Anything else (absolute, ``./``, ``~``, deeper) is a folder, and must exist.
+HUB_ID = re.compile(r"[\w-][\w.-]*(/[\w-][\w.-]*)?")
+
+
+def _as_list(value: Any) -> Any:
+    """One value, a comma-separated list or a JSON list (a repeated flag arrives joined by
+    commas), so ``QUORUM_API_KEYS=sk-abc`` works as well as ``'["sk-a","sk-b"]'``."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        return json.loads(text)  # a JSONDecodeError is a ValueError: reported with the setting
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+ListSetting = Annotated[list[str], NoDecode, BeforeValidator(_as_list)]
+SecretListSetting = Annotated[list[SecretStr], NoDecode, BeforeValidator(_as_list)]
 
 
 class Settings(BaseSettings):
@@ -24,7 +47,7 @@ class Settings(BaseSettings):
         cli_kebab_case=True,
         cli_implicit_flags=True,
         cli_prog_name="quorum serve",
-        cli_exit_on_error=True,
+        cli_exit_on_error=False,  # server.cli reports a bad flag in one line, exit code 2
         cli_parse_none_str="none",
         extra="forbid",
         cli_shortcuts={"upstreams": "upstream"},
@@ -104,7 +127,7 @@ class Settings(BaseSettings):
     drain_timeout_s: float = Field(
         30.0, ge=0, description="On SIGTERM, how long in-flight requests may take to finish."
     )
-    cors_origins: list[str] = Field(
+    cors_origins: ListSetting = Field(
         default_factory=list, description="Browser origins allowed by CORS (default: CORS off)."
     )
     # Testing only, hidden from --help: a scripted engine in a real process
@@ -113,7 +136,7 @@ class Settings(BaseSettings):
     test_token_delay_ms: CliSuppress[int] = Field(0, ge=0)
 
     # Remote upstreams (server.engines.upstream): OpenAI-compatible servers instead of vLLM here.
-    upstreams: list[str] = Field(
+    upstreams: ListSetting = Field(
         default_factory=list,
         description="OpenAI-compatible upstream URL (e.g. a vLLM server); repeat --upstream for "
         "replicas. Set: Quorum serves through them and loads no model itself.",
@@ -133,7 +156,7 @@ class Settings(BaseSettings):
     )
 
     # Operation.
-    api_keys: list[SecretStr] = Field(
+    api_keys: SecretListSetting = Field(
         default_factory=list, description="Bearer keys; empty means no auth."
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info")
@@ -145,6 +168,13 @@ class Settings(BaseSettings):
             raise ValueError("served name must be non-empty and must not contain ':'")
         return value
 
+    @field_validator("model")
+    @classmethod
+    def _model_folder_exists(cls, value: str | None) -> str | None:
+        if value is None or Path(value).expanduser().exists() or HUB_ID.fullmatch(value):
+            return value
+        raise ValueError(f"no such model folder: {value}")
+
     @field_validator("upstreams")
     @classmethod
     def _upstreams_are_http_urls(cls, value: list[str]) -> list[str]:
@@ -153,11 +183,13 @@ class Settings(BaseSettings):
                 raise ValueError(f"upstream URL must start with http:// or https://: {url!r}")
         return value
 
-    @model_validator(mode="after")
-    def _caps_fit_context(self) -> Settings:
-        if self.max_tokens_cap is not None and self.max_tokens_cap >= self.max_model_len:
-            raise ValueError("max_tokens_cap must be smaller than max_model_len")
-        return self
+    @field_validator("max_tokens_cap")
+    @classmethod
+    def _cap_fits_context(cls, value: int | None, info: ValidationInfo) -> int | None:
+        window = info.data.get("max_model_len")  # validated before: declared above
+        if value is not None and window is not None and value >= window:
+            raise ValueError(f"must be smaller than max_model_len ({window})")
+        return value
 
     @property
     def model_name(self) -> str:

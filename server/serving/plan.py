@@ -25,18 +25,17 @@ from decoding.self_consistency import ConsistencyPlan
 from decoding.stopping import BetaStopping, StoppingRule, WindowStopping
 from server.errors import InvalidRequest, ModelNotFound
 from server.runtime.settings import Settings
-from server.wire.chat import ChatCompletionRequest, ChatMessage
+from server.wire.chat import ChatCompletionRequest, ChatMessage, ChatRequest, CreativeRequest
 from server.wire.common import SamplingFields
-from server.wire.completions import CompletionRequest
+from server.wire.completions import COMPLETIONS_DEFAULT_MAX_TOKENS, CompletionRequest
 from server.wire.precise import DEFAULT_PRECISE_TEMPERATURE, PreciseOptions, PreciseRequest
 
 Mode = Literal["plain", "creative", "precise"]
 Surface = Literal["chat", "completions", "precise"]
-RequestBody = ChatCompletionRequest | CompletionRequest | PreciseRequest
+RequestBody = ChatCompletionRequest | CreativeRequest | CompletionRequest | PreciseRequest
 MODE_SUFFIXES: tuple[Mode, ...] = ("creative", "precise")
-MAX_STOP_SEQUENCES = 4
-MAX_STOP_CHARS = 256
-COMPLETIONS_DEFAULT_MAX_TOKENS = 16  # OpenAI's default for legacy completions
+# Precise options an OpenAI request carries as extra fields: only a precise request reads them.
+PRECISE_OPTIONS = tuple(sorted(set(PreciseOptions.model_fields) - set(SamplingFields.model_fields)))
 SEED_RANGE = (0, 2**31 - 1)  # drawn precise seeds; sample i gets seed + i
 
 
@@ -106,7 +105,7 @@ def sampling_request(body: RequestBody) -> SamplingRequest:
     """The one constructor from a wire body to its sampling fields."""
     max_tokens, param, logprobs = body.max_tokens, "max_tokens", None
     n = None if isinstance(body, PreciseRequest) else body.n
-    if isinstance(body, ChatCompletionRequest):
+    if isinstance(body, ChatRequest):
         if body.max_completion_tokens is not None:
             max_tokens, param = body.max_completion_tokens, "max_completion_tokens"
         logprobs = (body.top_logprobs or 0) if body.logprobs else None
@@ -118,39 +117,38 @@ def sampling_request(body: RequestBody) -> SamplingRequest:
     )
 
 
-def _stop_sequences(stop: str | list[str] | None) -> tuple[str, ...]:
-    stops = [stop] if isinstance(stop, str) else list(stop or [])
-    if len(stops) > MAX_STOP_SEQUENCES:
+def check_max_tokens(value: int, param: str, settings: Settings) -> int:
+    """``value``, or a 400 past the token cap."""
+    if value > settings.tokens_cap:
         raise InvalidRequest(
-            f"stop may hold at most {MAX_STOP_SEQUENCES} sequences, got {len(stops)}",
-            param="stop",
+            f"{param} must be at most {settings.tokens_cap}, got {value}", param=param
         )
-    for item in stops:
-        if not item or len(item) > MAX_STOP_CHARS:
-            raise InvalidRequest(
-                f"each stop sequence must have 1 to {MAX_STOP_CHARS} characters", param="stop"
-            )
-    return tuple(stops)
+    return value
+
+
+def check_temperature(temperature: float | None, settings: Settings) -> None:
+    """400 past ``--max-temperature``, whether or not the mode then uses the value."""
+    if temperature is not None and temperature > settings.max_temperature:
+        raise InvalidRequest(
+            f"temperature must be at most {settings.max_temperature}, got {temperature}",
+            param="temperature",
+        )
 
 
 def sampling_spec(
     req: SamplingRequest, mode: Mode, settings: Settings, *, default_max_tokens: int
 ) -> SamplingSpec:
-    """Map a request to engine sampling parameters, enforcing the server's caps."""
+    """Map a request to engine sampling parameters, enforcing the server's caps (the stop
+    sequences' bounds are the wire model's; an unset ``max_tokens`` gets the default, kept
+    within the cap, so a request that sets nothing is never refused for it)."""
     n = req.n if req.n is not None else 1
     if n > settings.max_n:
         raise InvalidRequest(f"n must be at most {settings.max_n}, got {n}", param="n")
-    max_tokens = req.max_tokens if req.max_tokens is not None else default_max_tokens
-    if max_tokens > settings.tokens_cap:
-        raise InvalidRequest(
-            f"{req.max_tokens_param} must be at most {settings.tokens_cap}, got {max_tokens}",
-            param=req.max_tokens_param,
-        )
-    if req.temperature is not None and req.temperature > settings.max_temperature:
-        raise InvalidRequest(
-            f"temperature must be at most {settings.max_temperature}, got {req.temperature}",
-            param="temperature",
-        )
+    if req.max_tokens is None:
+        max_tokens = min(default_max_tokens, settings.tokens_cap)
+    else:
+        max_tokens = check_max_tokens(req.max_tokens, req.max_tokens_param, settings)
+    check_temperature(req.temperature, settings)
     if req.top_p is not None and req.top_p > settings.max_top_p:
         raise InvalidRequest(
             f"top_p must be at most {settings.max_top_p}, got {req.top_p}", param="top_p"
@@ -166,7 +164,7 @@ def sampling_spec(
         top_p=1.0 if top_p is None else top_p,
         max_tokens=max_tokens,
         seed=req.seed,
-        stop=_stop_sequences(req.stop),
+        stop=(req.stop,) if isinstance(req.stop, str) else tuple(req.stop or ()),
         presence_penalty=presence or 0.0,
         frequency_penalty=req.frequency_penalty or 0.0,
         logprobs=req.logprobs,
@@ -180,15 +178,16 @@ def chat_prompt(messages: list[ChatMessage]) -> ChatPrompt:
 
 def plan(body: RequestBody, mode: Mode, settings: Settings) -> Plan:
     """The whole plan of a request, every cap checked, before anything is sent."""
+    if isinstance(body, ChatRequest) and body.max_tokens is not None:
+        check_max_tokens(body.max_tokens, "max_tokens", settings)  # even when unused
     if mode == "precise":
         return _precise_plan(body, settings)
     if isinstance(body, PreciseRequest):
         raise InvalidRequest("/v1/precise serves only the precise mode", param="model")
+    _refuse_precise_options(body)
     sampling = sampling_request(body)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    if isinstance(body, ChatCompletionRequest):
-        if body.model is None and mode == "plain":  # the mode routes imply their model
-            raise InvalidRequest("model is required", param="model")
+    if isinstance(body, ChatRequest):
         spec = sampling_spec(
             sampling, mode, settings, default_max_tokens=settings.default_max_tokens
         )
@@ -201,11 +200,7 @@ def plan(body: RequestBody, mode: Mode, settings: Settings) -> Plan:
             stream=bool(body.stream),
             include_usage=include_usage,
         )
-    if body.suffix:
-        raise InvalidRequest("suffix is not supported", param="suffix")
     prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
-    if not prompts:
-        raise InvalidRequest("prompt must not be empty", param="prompt")
     spec = sampling_spec(
         sampling, mode, settings, default_max_tokens=COMPLETIONS_DEFAULT_MAX_TOKENS
     )
@@ -236,17 +231,18 @@ def _precise_plan(body: RequestBody, settings: Settings) -> Plan:
     else:
         if body.n not in (None, 1):
             raise InvalidRequest("precise mode returns one answer: use samples, not n", param="n")
-        options = options_from_extras(body, body.temperature)
-        if isinstance(body, ChatCompletionRequest):
+        options = options_from_extras(body)
+        if isinstance(body, ChatRequest):
             messages, text, surface = body.messages, None, "chat"
         else:
-            if not isinstance(body.prompt, str):
-                raise InvalidRequest("precise mode takes one prompt string", param="prompt")
+            texts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
+            if len(texts) != 1:
+                raise InvalidRequest("precise mode takes one prompt", param="prompt")
             if body.stream:
                 raise InvalidRequest(
                     "stream precise completions through /v1/precise", param="stream"
                 )
-            messages, text, surface = None, body.prompt, "completions"
+            messages, text, surface = None, texts[0], "completions"
     prompt: Prompt = chat_prompt(messages) if messages is not None else TextPrompt(text or "")
     consistency = consistency_plan(options, settings)
     return Plan(
@@ -266,15 +262,35 @@ def _include_usage(body: RequestBody) -> bool:
     return bool(options and options.include_usage)
 
 
-def options_from_extras(body: BaseModel, temperature: float | None) -> PreciseOptions:
-    """Precise options sent as extra body fields of an OpenAI request (``extra_body``)."""
-    extras: dict[str, Any] = dict(body.model_extra or {})
+def _refuse_precise_options(body: BaseModel) -> None:
+    """A precise option on a plain or creative request would be ignored: say so instead."""
+    for name in PRECISE_OPTIONS:
+        if name in (body.model_extra or {}):
+            raise InvalidRequest(
+                f"{name} is a precise-mode option: ask for the model '<name>:precise' "
+                "or use /v1/precise",
+                param=name,
+            )
+
+
+def options_from_extras(body: BaseModel) -> PreciseOptions:
+    """Precise options sent as extra body fields of an OpenAI request (``extra_body``), and
+    the OpenAI fields that are also precise options (``temperature``; a chat's
+    ``top_logprobs``); any other extra field is refused, so a misspelt option is not silently
+    dropped."""
+    options: dict[str, Any] = dict(body.model_extra or {})
+    for name in PreciseOptions.model_fields.keys() & type(body).model_fields.keys():
+        if (value := getattr(body, name)) is not None:
+            options[name] = value
     try:
-        return PreciseOptions.model_validate({**extras, "temperature": temperature})
+        return PreciseOptions.model_validate(options)
     except ValidationError as exc:
         first = exc.errors()[0]
         param = ".".join(str(p) for p in first.get("loc", ())) or None
-        raise InvalidRequest(f"{param}: {first.get('msg', 'invalid')}", param=param) from exc
+        message = str(first.get("msg", "invalid"))
+        if first.get("type") == "extra_forbidden":
+            message = "not a precise option (they are: " + ", ".join(PRECISE_OPTIONS) + ")"
+        raise InvalidRequest(f"{param}: {message}", param=param) from exc
 
 
 def stopping_rule(name: str) -> StoppingRule:
@@ -311,6 +327,7 @@ def precise_spec(
 ) -> SamplingSpec:
     """Engine sampling for precise mode: greedy (temperature 0) for one sample, else the vote
     temperature; a seed always set, drawn when the client gave none, so the receipt replays."""
+    check_temperature(options.temperature, settings)  # the schema states the cap for any samples
     temperature = options.temperature
     if options.samples == 1:
         temperature = 0.0  # greedy whatever the client sent: the one place the server decides

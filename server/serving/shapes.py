@@ -27,6 +27,7 @@ from server.wire.chat import (
 )
 from server.wire.common import Usage
 from server.wire.completions import Completion, CompletionChoice, CompletionLogprobs
+from server.wire.text import replace_lone_surrogates
 
 IdKind = Literal["chatcmpl", "cmpl", "precise"]
 _Whole = TypeVar("_Whole", ChatCompletion, Completion)
@@ -53,7 +54,7 @@ def fingerprint(info: EngineInfo) -> str:
 
 
 def _token_bytes(token: str) -> list[int]:
-    return list(token.encode("utf-8"))
+    return list(replace_lone_surrogates(token).encode("utf-8"))
 
 
 def chat_logprobs(tokens: Sequence[TokenLogprob] | None) -> ChoiceLogprobs | None:

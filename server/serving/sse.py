@@ -5,14 +5,14 @@ Wire formatting only (no HTTP framework): the API layer wraps these strings in a
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from server.errors import EngineFailed, QuorumError
+from server.errors import InternalError, QuorumError
+from server.wire.text import json_text
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -21,10 +21,8 @@ DONE = "data: [DONE]\n\n"
 
 
 def event(payload: BaseModel | dict[str, Any]) -> str:
-    """One ``data:`` event; models are dumped without unset extras."""
-    if isinstance(payload, BaseModel):
-        return f"data: {payload.model_dump_json()}\n\n"
-    return f"data: {json.dumps(payload, separators=(',', ':'))}\n\n"
+    """One ``data:`` event, valid UTF-8 JSON whatever the model wrote (``json_text``)."""
+    return f"data: {json_text(payload)}\n\n"
 
 
 async def primed(source: AsyncGenerator[T, None]) -> AsyncIterator[T]:
@@ -56,6 +54,6 @@ async def with_done(events: AsyncIterator[str]) -> AsyncIterator[str]:
     except QuorumError as exc:
         yield event(exc.body())
     except Exception:
-        log.exception("stream failed")
-        yield event(EngineFailed("internal error while streaming").body())
+        log.exception("stream failed")  # a bug: the request id is on the line (logging_setup)
+        yield event(InternalError("internal error while streaming").body())
     yield DONE

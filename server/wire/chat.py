@@ -12,13 +12,13 @@ from pydantic import (
     model_serializer,
 )
 
-from server.wire.common import OpenAIObject, OpenAIRequest, Usage
+from server.wire.common import STRICT_REQUEST, OpenAIObject, OpenAIRequest, Usage
 
 
 class TextPart(BaseModel):
     """A text content part of a message."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", **STRICT_REQUEST)
 
     type: Literal["text"]
     text: str
@@ -27,7 +27,7 @@ class TextPart(BaseModel):
 class ChatMessage(BaseModel):
     """One message of the conversation; text content only."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", **STRICT_REQUEST)
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart] | None = None
@@ -42,15 +42,26 @@ class ChatMessage(BaseModel):
         return "".join(part.text for part in self.content)
 
 
-class ChatCompletionRequest(OpenAIRequest):
-    """``POST /v1/chat/completions`` (and ``/v1/creative``)."""
+class ChatRequest(OpenAIRequest):
+    """What ``POST /v1/chat/completions`` and ``/v1/creative`` take; they differ in ``model``."""
 
     messages: list[ChatMessage] = Field(min_length=1)
-    model: str | None = None
     logprobs: bool | None = False
     top_logprobs: int | None = Field(None, ge=0, le=20)
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
+
+
+class ChatCompletionRequest(ChatRequest):
+    """``POST /v1/chat/completions``: the model name picks the mode."""
+
+    model: str = Field(description="The served name, alone or with :creative or :precise.")
+
+
+class CreativeRequest(ChatRequest):
+    """``POST /v1/creative``: the model defaults to the served one, in the creative mode."""
+
+    model: str | None = Field(None, description="The served name, alone or with :creative.")
 
 
 class ResponseMessage(BaseModel):

@@ -2,23 +2,42 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    WithJsonSchema,
+)
+from pydantic_core import PydanticCustomError
 
 # OpenAI's documented bounds; the server's own caps (n, max_tokens) come from Settings.
 Temperature = Field(None, ge=0.0, le=2.0)
 TopP = Field(None, gt=0.0, le=1.0)
 Penalty = Field(None, ge=-2.0, le=2.0)
 # Sample i of a request seeded s is seeded s + i (vLLM's own rule for n > 1), and samples and n
-# are capped at MAX_FAN_OUT by the settings, so every derived seed stays inside int64.
+# are capped at MAX_FAN_OUT by the settings, so every derived seed stays inside int64. The bounds
+# are exact as doubles: FastAPI writes schema bounds as floats, and must not round them.
 MAX_FAN_OUT = 2**16
-SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1 - MAX_FAN_OUT
+SEED_MIN, SEED_MAX = -(2**63), 2**63 - 2 * MAX_FAN_OUT
+MAX_STOP_SEQUENCES = 4
+MAX_STOP_CHARS = 256
+# Request bodies are validated strictly: JSON's types as they are ("yes" is not a boolean, true
+# is not 1, "3" is not 3; an integer is a valid float), and no NaN or infinity in any field.
+STRICT_REQUEST = ConfigDict(strict=True, allow_inf_nan=False)
+StopSequence = Annotated[str, StringConstraints(min_length=1, max_length=MAX_STOP_CHARS)]
+Stop = StopSequence | Annotated[list[StopSequence], Field(max_length=MAX_STOP_SEQUENCES)]
 
 
 class SamplingFields(BaseModel):
     """The sampling fields every request body shares (chat, completions, precise), declared
     once so that their bounds agree on every route."""
+
+    model_config = STRICT_REQUEST
 
     frequency_penalty: float | None = Penalty
     presence_penalty: float | None = Penalty
@@ -28,7 +47,10 @@ class SamplingFields(BaseModel):
         le=SEED_MAX,
         description="Sample i is seeded seed + i, so the same seed replays the same samples.",
     )
-    stop: str | list[str] | None = None
+    stop: Stop | None = Field(
+        None,
+        description=f"Up to {MAX_STOP_SEQUENCES} sequences of 1 to {MAX_STOP_CHARS} characters.",
+    )
     temperature: float | None = Temperature
     top_p: float | None = TopP
 
@@ -36,16 +58,50 @@ class SamplingFields(BaseModel):
 class StreamOptions(BaseModel):
     """OpenAI ``stream_options``: ask for a final usage chunk."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", **STRICT_REQUEST)
 
     include_usage: bool | None = False
 
 
-class OpenAIRequest(SamplingFields):
-    """What the chat and legacy completions bodies share beyond sampling; fields OpenAI's
-    schema does not know are kept (``extra_body``: precise options ride there)."""
+def _refuse_unless_null(value: Any, info: ValidationInfo) -> None:
+    if value is not None:
+        raise PydanticCustomError(
+            "unsupported",
+            "not supported by this server: refused rather than ignored, because ignoring "
+            "{field} would change what the answer means",
+            {"field": info.field_name},
+        )
 
-    model_config = ConfigDict(extra="allow")
+
+# An OpenAI field this server does not implement: absent or null, or the request is refused.
+Unsupported = Annotated[
+    Any,
+    AfterValidator(_refuse_unless_null),
+    WithJsonSchema({"type": "null", "description": "Not supported: only null is accepted."}),
+]
+
+
+class UnsupportedFields(BaseModel):
+    """OpenAI request fields Quorum does not implement (tool calls, structured output, logit
+    bias, best-of), refused with a 400 naming the field instead of silently ignored."""
+
+    tools: Unsupported = None
+    tool_choice: Unsupported = None
+    functions: Unsupported = None
+    function_call: Unsupported = None
+    parallel_tool_calls: Unsupported = None
+    response_format: Unsupported = None
+    logit_bias: Unsupported = None
+    best_of: Unsupported = None
+
+
+class OpenAIRequest(SamplingFields, UnsupportedFields):
+    """What the chat and legacy completions bodies share beyond sampling. Other fields are
+    kept as extras: a ``<name>:precise`` request reads its precise options there (``extra_body``
+    in the openai client) and refuses any other; plain and creative requests ignore them, as
+    OpenAI-compatible servers do, except precise options, which need the precise mode."""
+
+    model_config = ConfigDict(extra="allow", **STRICT_REQUEST)
 
     n: int | None = Field(None, ge=1)
     stream: bool | None = False

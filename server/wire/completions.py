@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -13,16 +13,22 @@ from pydantic import (
 
 from server.wire.common import OpenAIObject, OpenAIRequest
 
+COMPLETIONS_DEFAULT_MAX_TOKENS = 16  # OpenAI's default for legacy completions
+
 
 class CompletionRequest(OpenAIRequest):
     """``POST /v1/completions``; a prompt is one string or a list of strings."""
 
-    model: str
-    prompt: str | list[str]
+    model: str = Field(description="The served name, alone or with :creative or :precise.")
+    prompt: str | Annotated[list[str], Field(min_length=1)]
     echo: bool | None = False
     logprobs: int | None = Field(None, ge=0, le=5)
-    max_tokens: int | None = Field(16, ge=1)
-    suffix: str | None = None
+    max_tokens: int | None = Field(
+        None, ge=1, description=f"Default {COMPLETIONS_DEFAULT_MAX_TOKENS} (OpenAI's)."
+    )
+    suffix: Annotated[str, Field(max_length=0)] | None = Field(
+        None, description="Not supported: only empty or null is accepted."
+    )
 
 
 class CompletionLogprobs(BaseModel):

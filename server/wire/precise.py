@@ -12,16 +12,17 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from server.wire.chat import ChatMessage
-from server.wire.common import SamplingFields, Usage
+from server.wire.common import STRICT_REQUEST, SamplingFields, Usage
 
 AnswerFormatName = Literal["auto", "number", "math", "choice", "text", "json", "code"]
 DEFAULT_PRECISE_TEMPERATURE = 0.7
 
 
 class PreciseOptions(BaseModel):
-    """How to sample and decide; every fan-out field is capped by the server's settings."""
+    """How to sample and decide; every fan-out field is capped by the server's settings.
+    Unknown fields are refused, so a misspelt option is not silently dropped."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid", **STRICT_REQUEST)
 
     samples: int = Field(1, ge=1, description="Samples to vote over (1: greedy). Capped.")
     temperature: float | None = Field(
@@ -73,9 +74,19 @@ class PreciseRequest(PreciseOptions, SamplingFields):
     """``POST /v1/precise``: a chat (``messages``) or a raw ``prompt``, and precise options
     (a seed is drawn when none is given, and reported in the receipt)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            # Exactly one of them is given, and not null (the validator below says the same).
+            "oneOf": [
+                {"required": ["messages"], "properties": {"messages": {"type": "array"}}},
+                {"required": ["prompt"], "properties": {"prompt": {"type": "string"}}},
+            ]
+        },
+        **STRICT_REQUEST,
+    )
 
-    model: str | None = None
+    model: str | None = Field(None, description="The served name, alone or with :precise.")
     messages: list[ChatMessage] | None = Field(None, min_length=1)
     prompt: str | None = Field(None, min_length=1)
     max_tokens: int | None = Field(None, ge=1)

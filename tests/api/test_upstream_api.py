@@ -80,3 +80,23 @@ async def test_upstream_model_name_is_not_the_clients(
     await client.chat.completions.create(model="quorum-name", messages=MESSAGES, max_tokens=4)
     (body,) = [b for r in cluster.replicas for b in r.generations]
     assert body["model"] == MODEL, "Quorum's served name maps to the upstream's model id"
+
+
+async def test_ready_is_503_while_no_replica_is_healthy(tmp_path: Path) -> None:
+    cluster = FakeCluster(2)
+    settings = settings_for(cluster, tmp_path, max_model_len=64)
+    engine = UpstreamEngine(settings, transport=cluster.transport)
+    async with serving(settings, engine) as (_, http, _client):
+        assert (await http.get("/ready")).status_code == 200
+        for replica in cluster.replicas:
+            replica.down = True
+        await engine.probe_all()  # what the health loop does every interval
+        ready = await http.get("/ready")
+        assert ready.status_code == 503
+        assert ready.json() == {"status": "engine_unavailable"}
+        assert (await http.get("/health")).status_code == 200  # alive: nothing to restart
+        assert "quorum_ready 0.0" in (await http.get("/metrics")).text
+        cluster.replicas[1].down = False
+        await engine.probe_all()
+        assert (await http.get("/ready")).status_code == 200
+        assert "quorum_ready 1.0" in (await http.get("/metrics")).text

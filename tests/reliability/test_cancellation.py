@@ -93,7 +93,7 @@ async def test_timeout_mid_stream_is_an_sse_error_then_done(tmp_cache: Path) -> 
     ("failure", "code"),
     [
         (EngineFailed("the engine failed mid-generation"), "engine_error"),
-        (RuntimeError("/secret/path.py line 3: internal detail"), "engine_error"),
+        (RuntimeError("/secret/path.py line 3: internal detail"), "internal_error"),
     ],
 )
 async def test_engine_error_mid_stream_is_an_sse_error_then_done(

@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.api.middleware.common import RECORD_KEY, RequestRecord, header, is_public
+from server.runtime.logging_setup import REQUEST_ID
 from server.runtime.metrics import CURRENT, Metrics
 
 log = logging.getLogger("quorum.access")
@@ -76,12 +77,14 @@ class ObserveMiddleware:
             await send(message)
 
         token = CURRENT.set(self.metrics)
+        request_token = REQUEST_ID.set(record.request_id)  # on every log line of this request
         if not public:
             self.metrics.inflight.inc()
         try:
             await self.app(scope, receive, observed_send)
         finally:
             CURRENT.reset(token)
+            REQUEST_ID.reset(request_token)
             if not public:
                 self.metrics.inflight.dec()
             if record.aborted == "client_disconnect":

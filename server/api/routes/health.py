@@ -20,9 +20,15 @@ async def health(request: Request) -> JSONResponse:
 
 @router.get("/ready")
 async def ready(request: Request) -> JSONResponse:
-    """Readiness: 200 once the model is loaded and warmed, 503 while starting or draining."""
+    """Readiness: 200 once the model is loaded and warmed, 503 while starting or draining, or
+    while the engine cannot take work (behind ``--upstream``: no replica is healthy)."""
     current = state(request)
-    if current.lifecycle.serving:
+    if current.lifecycle.serving and current.engine.ready:
         return JSONResponse({"status": "ready", "model": current.settings.model_name})
-    status = "draining" if current.lifecycle.draining else "starting"
+    if current.lifecycle.draining:
+        status = "draining"
+    elif current.lifecycle.ready:
+        status = "engine_unavailable"
+    else:
+        status = "starting"
     return JSONResponse({"status": status}, 503)

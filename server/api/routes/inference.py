@@ -3,13 +3,13 @@
 Every one is the same three steps, in ``answer``: plan (the mode from the route or the model
 name; every cap checked before the first byte) -> serve on the engine -> respond (whole, or
 streamed as SSE). The routes differ only in their path, body, response and how the mode is
-picked, which the table below states.
+picked, which the table below states. Their bodies are parsed by ``StrictJsonRoute``.
 
 | route                      | body                      | mode                           |
 | -------------------------- | ------------------------- | ------------------------------ |
 | ``/v1/chat/completions``   | ``ChatCompletionRequest`` | from the model name            |
 | ``/v1/completions``        | ``CompletionRequest``     | from the model name            |
-| ``/v1/creative``           | ``ChatCompletionRequest`` | creative                       |
+| ``/v1/creative``           | ``CreativeRequest``       | creative                       |
 | ``/v1/precise``            | ``PreciseRequest``        | precise                        |
 """
 
@@ -18,20 +18,20 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
+from fastapi.responses import Response
 
 from server.api.deps import ServingEngine, state
+from server.api.route import StrictJsonRoute
 from server.api.routes.documented import ERROR_RESPONSES, SSE_RESPONSE
 from server.api.routes.respond import respond
 from server.serving import Mode, RequestBody, plan, resolve_mode, route_mode, serve
-from server.wire.chat import ChatCompletion, ChatCompletionRequest
+from server.wire.chat import ChatCompletion, ChatCompletionRequest, CreativeRequest
 from server.wire.completions import Completion, CompletionRequest
 from server.wire.precise import PreciseAnswer, PreciseRequest
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", route_class=StrictJsonRoute)
 RESPONSES = {**ERROR_RESPONSES, **SSE_RESPONSE}
-Answer = BaseModel | StreamingResponse
+Answer = Response
 
 
 async def answer(
@@ -66,7 +66,7 @@ async def completions(body: CompletionRequest, request: Request, engine: Serving
 
 
 @router.post("/creative", response_model=ChatCompletion, responses=RESPONSES, tags=["quorum"])
-async def creative(body: ChatCompletionRequest, request: Request, engine: ServingEngine) -> Answer:
+async def creative(body: CreativeRequest, request: Request, engine: ServingEngine) -> Answer:
     """Sampling for diversity: unset temperature, top_p and presence_penalty get creative
     defaults (see ``decoding.creative``); ``n`` variants; ``seed`` honoured."""
     return await answer(body, request, engine, "creative")
