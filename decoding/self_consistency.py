@@ -265,8 +265,10 @@ def _record(
     display = None if canonical is None else canonical.display
     sample_seed = None if seed is None else seed + sample.index
     lp, tokens, reason = sample.mean_logprob, sample.token_count, sample.finish_reason
-    logprobs = sample.logprobs or []
-    scores = tuple(round(token_confidence(t), 4) for t in logprobs) if spec.keep_tokens else None
+    # DeepConf's confidence needs the top-k alternatives; without them there is none to report.
+    logprobs = (sample.logprobs or []) if spec.top_k > 0 else []
+    keep = spec.keep_tokens and spec.top_k > 0
+    scores = tuple(round(token_confidence(t), 4) for t in logprobs) if keep else None
     confidence = trace_confidence(logprobs, spec.window, spec.tail)
     record = SampleRecord(
         index,
