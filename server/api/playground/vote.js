@@ -106,8 +106,10 @@ export function drawChart(votes, unparsed, winner) {
   rows.forEach((row, i) => root.append(bar(row, 4 + i * geometry.rowHeight, geometry, voted)));
   chart.append(root);
   const answers = votes.length === 1 ? "1 answer" : `${votes.length} answers`;
-  const tail = unparsed > 0 ? `; ${unparsed} with no extractable answer (not voting)` : "";
-  $("chart-caption").textContent = `${voted} votes over ${answers}${tail}.`;
+  const none = `${unparsed} with no extractable answer (not voting)`;
+  const caption = voted === 0 ? `No votes: ${none}` : `${voted} votes over ${answers}`;
+  const tail = voted > 0 && unparsed > 0 ? `; ${none}` : "";
+  $("chart-caption").textContent = `${caption}${tail}.`;
 }
 
 // A progress event: the running tally after an engine round, drawn as it stands.
@@ -127,7 +129,14 @@ export function showProgress(event) {
 function confidenceText(sample) {
   const c = sample.confidence;
   if (!c) return "—";
-  return `mean ${fixed(c.mean, 2)} · lowest ${fixed(c.lowest_group, 2)} · tail ${fixed(c.tail, 2)}`;
+  return `${fixed(c.mean, 2)} · ${fixed(c.lowest_group, 2)} · ${fixed(c.tail, 2)}`;
+}
+
+// Whether the sample's answer counted: finished samples cast a ballot, but one with no
+// extractable answer is not a vote; an aborted one (deadline, budget) casts none.
+function ballot(sample) {
+  if (!sample.voted) return "no: cut off";
+  return sample.answer === null ? "no: no answer" : "yes";
 }
 
 function sampleRow(sample, winner) {
@@ -142,9 +151,9 @@ function sampleRow(sample, winner) {
   row.append(
     element("td", sample.index),
     element("td", sample.answer === null ? "—" : sample.answer, "answer-cell"),
-    element("td", sample.voted ? "yes" : "no", sample.voted ? "yes" : "no"),
+    element("td", ballot(sample), sample.voted && sample.answer !== null ? "yes" : "no"),
     element("td", fixed(sample.mean_logprob, 3), "num"),
-    element("td", confidenceText(sample)),
+    element("td", confidenceText(sample), "conf"),
     element("td", sample.finish_reason || "—"),
     element("td", sample.seed === null ? "—" : sample.seed, "num"),
     text,
@@ -172,10 +181,10 @@ export function showResult(result) {
   answer.textContent = winner === null ? "none" : winner;
   answer.classList.toggle("long", winner !== null && winner.length > 24);
   show("abstained", result.abstained);
-  const voted = result.samples.filter((s) => s.voted).length;
+  const votes = result.votes.reduce((sum, vote) => sum + vote.count, 0);
   const agreement = $("agreement");
   agreement.dataset.value = String(result.agreement);
-  agreement.textContent = `${percent(result.agreement)} of ${voted} votes`;
+  agreement.textContent = votes ? `${percent(result.agreement)} of ${votes} votes` : "no votes";
   const used = $("samples-used");
   used.dataset.value = String(result.samples_used);
   used.textContent = `${result.samples_used} of ${result.receipt.plan.samples}`;
