@@ -91,6 +91,7 @@ def test_tiny_model_vote_is_shown_as_the_api_gives_it(
             "temperature": 1.0,
             "max_tokens": 4,
             "seed": 11,
+            "top_logprobs": 5,
         }
     ]
     assert first["samples_used"] == 6 and first["receipt"]["sampling"]["seed"] == 11

@@ -89,6 +89,7 @@ export function preciseBody(messages, controls) {
   if (controls.temperature !== null) body.temperature = controls.temperature;
   if (controls.maxTokens !== null) body.max_tokens = controls.maxTokens;
   if (controls.seed !== null) body.seed = controls.seed;
+  if (controls.topLogprobs) body.top_logprobs = controls.topLogprobs;
   return body;
 }
 

@@ -31,6 +31,7 @@ function controls() {
     stoppingRule: $("stopping-rule").value,
     maxTokens: integer("max-tokens"),
     seed: integer("seed"),
+    topLogprobs: integer("top-logprobs"),
   };
 }
 
