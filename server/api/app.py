@@ -18,7 +18,7 @@ from server.api.contract import QuorumAPI
 from server.api.deps import ServerState
 from server.api.error_handlers import install_error_handlers
 from server.api.middleware import install_middleware
-from server.api.routes import health, inference, metrics, models
+from server.api.routes import health, inference, metrics, models, playground
 from server.runtime.admission import Admission
 from server.runtime.lifecycle import Lifecycle, watch_engine
 from server.runtime.metrics import Metrics
@@ -71,4 +71,6 @@ def create_app(settings: Settings, engine: ManagedEngine) -> FastAPI:
     install_middleware(app, settings, lifecycle, registry)
     for module in (metrics, health, models, inference):
         app.include_router(module.router)
+    if settings.playground:
+        app.include_router(playground.build_router())
     return app

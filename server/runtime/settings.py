@@ -8,6 +8,7 @@ list, from the environment or a flag (or a repeated flag).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from pathlib import Path
@@ -37,6 +38,21 @@ def _as_list(value: Any) -> Any:
 
 ListSetting = Annotated[list[str], NoDecode, BeforeValidator(_as_list)]
 SecretListSetting = Annotated[list[SecretStr], NoDecode, BeforeValidator(_as_list)]
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a listen address is reachable only from this machine (``localhost`` included)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost: it may resolve anywhere
+
+
+def loopback_host(data: dict[str, Any]) -> bool:
+    """The playground's default: on when the validated ``host`` is a loopback address."""
+    return is_loopback(str(data.get("host", "")))
 
 
 class Settings(BaseSettings):
@@ -160,6 +176,11 @@ class Settings(BaseSettings):
         default_factory=list, description="Bearer keys; empty means no auth."
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info")
+    playground: bool = Field(
+        default_factory=loopback_host,
+        description="Serve the playground page at /playground (default: on only when --host is "
+        "a loopback address, so a server reachable from elsewhere shows no page unasked).",
+    )
 
     @field_validator("served_name")
     @classmethod
