@@ -130,11 +130,6 @@ class JudgePool:
         """Wall-clock judging time one request may spend in all."""
         return self._budget_s
 
-    @property
-    def running(self) -> bool:
-        """Whether the pool takes work."""
-        return self._pool is not None
-
     async def start(self) -> None:
         """Start the workers and check that they serve (before the server says it is ready)."""
         self._slots = asyncio.Semaphore(self.workers)
@@ -146,7 +141,8 @@ class JudgePool:
         self.server_pid = await self.run(os.getppid)
         # The fork server and multiprocessing's resource tracker exit with this process, and
         # the workers with the pool: the engine reaper must leave them alone.
-        self.helpers = frozenset(await asyncio.to_thread(_below_us) - before)
+        started = await asyncio.to_thread(_below_us) - before
+        self.helpers = frozenset({*started, self.server_pid})
 
     def _new_pool(self) -> ProcessPool:
         context = multiprocessing.get_context("forkserver")
@@ -190,10 +186,12 @@ class JudgePool:
         ``BrokenProcessPool`` when the whole pool broke under the task."""
         future = await self._schedule(fn, args, timeout_s)
         self._pending.add(future)
+        result = asyncio.wrap_future(future)
         try:
             # Shielded: on cancellation, ``_killed`` must see whether the task had started.
-            return await asyncio.shield(asyncio.wrap_future(future))
+            return await asyncio.shield(result)
         except asyncio.CancelledError:
+            result.add_done_callback(_settled)  # nobody awaits it any more
             await self._killed(future)
             if _being_cancelled():
                 raise
@@ -263,6 +261,12 @@ def _stop(pool: ProcessPool) -> None:
     """Stop a pebble pool, killing its workers (blocking: run it in a thread)."""
     pool.stop()  # type: ignore[no-untyped-call]
     pool.join()
+
+
+def _settled(result: asyncio.Future[Outcome]) -> None:
+    """Retrieve an abandoned result, so asyncio does not log it as never retrieved."""
+    if not result.cancelled():
+        result.exception()
 
 
 def _below_us() -> set[int]:

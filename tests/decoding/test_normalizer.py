@@ -165,10 +165,13 @@ async def test_index_checks_only_fingerprint_matches() -> None:
         assert await index.find(formula, judged) is None
         index.add(formula, judged, judged)  # type: ignore[arg-type]  # any value will do
     assert index.verifies == 0
-    probe = judge_formula("\\sqrt{3}/4")
+    same_key = judge_formula("\\sqrt{3}/4")  # sympy prints it as the k=3 entry: no check
+    assert same_key is not None and await index.find("\\sqrt{3}/4", same_key) is not None
+    assert index.verifies == 0
+    rewritten = "\\frac{\\sqrt{3}}{4}(\\sin^2 y + \\cos^2 y)"  # another key, the same value
+    probe = judge_formula(rewritten)
     assert probe is not None
-    found = await index.find("\\sqrt{3}/4", probe)
-    assert found is not None and index.verifies == 1
+    assert await index.find(rewritten, probe) is not None and index.verifies == 1
 
 
 async def test_sets_compare_only_with_sets() -> None:
