@@ -54,7 +54,8 @@ async def run(
     result = await self_consistency(
         engine, plan.prompt, plan.spec, consistency, judge=judge, on_round=on_round
     )
-    observe_precise(result.samples_used, result.agreement, result.abstained)
+    verdicts = [sample.judge for sample in result.samples]
+    observe_precise(result.samples_used, result.agreement, result.abstained, verdicts)
     return result, evidence(result, plan, engine)
 
 

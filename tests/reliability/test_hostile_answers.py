@@ -149,6 +149,9 @@ async def test_a_hostile_answer_is_judged_in_bounds(
             f"\n{answer[:40]!r}: {sample['judge']} in {took:.2f} s, server +{grew:.0f} MB, "
             f"worker peak {worker_peak_mb:.0f} MB, /health max {max(probes) * 1000:.0f} ms"
         )
+        metrics = (await http.get("/metrics")).text
+        reason = sample["judge"]
+        assert f'quorum_judge_fallbacks_total{{reason="{reason}"}} 3.0' in metrics
         normal = await http.post("/v1/precise", json=precise("\\frac{2}{4}"))
         assert normal.json()["answer"] == "0.5", "the server judges normally afterwards"
 
