@@ -192,6 +192,25 @@ async def test_a_client_that_leaves_mid_judging_has_its_worker_killed(tmp_cache:
         assert app.state.lifecycle.inflight == 0
 
 
+async def test_a_request_timeout_mid_judging_kills_the_worker(tmp_cache: Path) -> None:
+    settings = hostile_settings(
+        tmp_cache, judge_timeout_s=60.0, judge_budget_s=60.0, request_timeout_s=3.0
+    )
+    engine = ScriptedEngine(script=echo_user, max_model_len=512)
+    async with serving(settings, engine) as (app, http, _client):
+        root = app.state.judge.server_pid
+        attack = asyncio.create_task(
+            http.post("/v1/precise", json=precise("\\Gamma(10^{10})", samples=2))
+        )
+        await until(lambda: bool(busy_workers(root)), within=30.0)
+        [worker] = busy_workers(root)
+        response = await attack
+        assert response.status_code == 504
+        assert response.json()["error"]["code"] == "timeout"
+        assert state(worker) in (None, "Z"), "the timeout killed the judging"
+        assert app.state.admission.in_use == 0
+
+
 def test_a_server_stuck_judging_exits_promptly_after_sigterm(
     process_dir: Path, stop_after: list[ServerProcess]
 ) -> None:
