@@ -33,8 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import decoding  # noqa: E402
-from decoding.symbolic import warm_up  # noqa: E402
-from server.runtime.judge_pool import JudgePool  # noqa: E402
+from server.runtime.judge_pool import answer_judge  # noqa: E402
 from server.runtime.settings import Settings  # noqa: E402
 
 SAMPLES = 64
@@ -157,15 +156,7 @@ def percentile(values: list[float], q: float) -> float:
 
 async def main(args: argparse.Namespace) -> None:
     texts = vote_texts()
-    defaults = Settings()
-    pool = JudgePool(
-        defaults.judge_workers,
-        defaults.judge_timeout_s,
-        defaults.judge_memory_mb,
-        defaults.judge_budget_s,
-        warm_up=warm_up,
-        preload=("server.runtime.judge_warm",),
-    )
+    pool = answer_judge(Settings())  # the server's defaults
     await pool.start()
     with tempfile.TemporaryDirectory() as folder:
         before_pkg = load_before(args.base, Path(folder))

@@ -17,7 +17,6 @@ from typing import Any
 from fastapi import Depends, FastAPI
 
 from decoding.engine import ManagedEngine
-from decoding.symbolic import warm_up
 from server import __version__
 from server.api.admission import admit
 from server.api.deps import ServerState
@@ -25,7 +24,7 @@ from server.api.error_handlers import QuorumAPI, install_error_handlers
 from server.api.middleware import install_middleware
 from server.api.routes import health, inference, metrics, models
 from server.runtime.admission import Admission
-from server.runtime.judge_pool import JudgePool
+from server.runtime.judge_pool import answer_judge
 from server.runtime.lifecycle import Lifecycle, watch_engine
 from server.runtime.metrics import Metrics
 from server.runtime.settings import Settings
@@ -36,14 +35,7 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings, engine: ManagedEngine) -> FastAPI:
     """Build the app around an engine; the lifespan starts and stops it."""
     lifecycle = Lifecycle()
-    judge = JudgePool(
-        settings.judge_workers,
-        settings.judge_timeout_s,
-        settings.judge_memory_mb,
-        settings.judge_budget_s,
-        warm_up=warm_up,
-        preload=("server.runtime.judge_warm",),
-    )
+    judge = answer_judge(settings)
     server_state = ServerState(settings, engine, lifecycle, judge, created=int(time.time()))
     registry = Metrics()
     admission = Admission(settings.max_inflight_samples)

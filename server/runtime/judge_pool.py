@@ -50,7 +50,9 @@ from typing import Any, TypeVar
 from pebble import ProcessExpired, ProcessPool
 
 from decoding.judge import Failure, JudgeFailed, failure_of
+from decoding.symbolic import warm_up
 from server.runtime.reaper import descendants
+from server.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -255,6 +257,19 @@ class JudgePool:
             self._stopped.set()
             if self._waiter is not None:
                 self._waiter.shutdown(wait=False, cancel_futures=True)
+
+
+def answer_judge(settings: Settings) -> JudgePool:
+    """The pool that judges precise mode's answers, with the settings' limits; its workers
+    start with math-verify warm (``server.runtime.judge_warm``)."""
+    return JudgePool(
+        settings.judge_workers,
+        settings.judge_timeout_s,
+        settings.judge_memory_mb,
+        settings.judge_budget_s,
+        warm_up=warm_up,
+        preload=("server.runtime.judge_warm",),
+    )
 
 
 def _stop(pool: ProcessPool) -> None:
