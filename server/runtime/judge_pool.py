@@ -7,7 +7,7 @@ judgements today; candidate code for verified voting later): ``await pool.run(fn
   server process started fresh (it never held an engine), which imports the ``preload`` modules
   once (``server.runtime.judge_warm`` warms math-verify there); each worker then runs the
   warm-up (cheap when inherited warm), so a replacement is ready in a few hundredths of a
-  second.
+  second. What runs inside a worker is ``server.runtime.judge_worker``.
 - **Memory.** Each worker's address space is capped (``RLIMIT_AS``) at its size after the
   warm-up plus ``memory_mb``: an allocation past it raises ``MemoryError`` there (``too_large``),
   never in the server.
@@ -16,34 +16,29 @@ judgements today; candidate code for verified voting later): ``await pool.run(fn
   There is no CPU-time rlimit: it would add up over a worker's life and kill healthy workers.
 - **Cancellation.** Cancelling the task that awaits ``run`` (a client that left, a request
   timeout, the end of a drain) kills the worker running its work, and ``run`` returns only once
-  that worker is gone, so whoever counts the request (admission) counts it until its work has
-  really stopped. At most ``workers`` tasks are handed to the workers at a time; the rest wait
-  here, where cancelling them costs nothing.
+  that process is gone (each task announces its worker's pid on a start board), so whoever
+  counts the request (admission) counts it until its work has really stopped. A task cancelled
+  before any worker began it costs nothing. At most ``workers`` tasks are handed to pebble at a
+  time; the rest wait here.
 - **Stop** kills every worker, whatever it is doing. Workers also die with their fork server
-  (``PR_SET_PDEATHSIG`` on Linux), which exits with the server: a server killed hard leaves no
-  worker spinning on.
+  (``PR_SET_PDEATHSIG`` on Linux), which the server stops as it exits.
 
-pebble's ``ProcessPool`` does the killing and replacing. Exceptions are turned into plain
-outcomes inside the worker (``_contained``), because an exception that cannot be unpickled in the
-server would break pebble's pool for everyone; a pool broken anyway (a worker killed from
-outside while idle) is replaced at the next task.
+pebble's ``ProcessPool`` does the killing and replacing. A pool broken anyway (pebble gives up
+when a worker is killed from outside while none is busy) is replaced at the next task.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import ctypes
-import ctypes.util
+import itertools
 import logging
 import multiprocessing
 import os
-import resource
-import signal
-import sys
+import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -51,53 +46,14 @@ from pebble import ProcessExpired, ProcessPool
 
 from decoding.judge import Failure, JudgeFailed, failure_of
 from decoding.symbolic import warm_up
-from server.runtime.reaper import descendants
+from server.runtime.judge_worker import Outcome, contained, start_worker
+from server.runtime.reaper import Process, descendants
 from server.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
-Outcome = tuple[str, Any]  # ("ok", value) or (failure reason, exception name)
-KILL_WAIT_S = 5.0  # how long ``run`` waits for pebble to kill a cancelled task's worker
-_PAGE = os.sysconf("SC_PAGE_SIZE")
-_PR_SET_PDEATHSIG = 1  # linux/prctl.h
-
-
-def _address_space() -> int | None:
-    """This process's virtual memory size in bytes (None where /proc is missing)."""
-    try:
-        return int(Path("/proc/self/statm").read_text().split()[0]) * _PAGE
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _die_with_parent() -> None:
-    """Ask Linux to kill this process when its parent (the fork server) exits."""
-    if not sys.platform.startswith("linux"):
-        return
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def _start_worker(memory_mb: int, warm_up: Callable[[], None] | None) -> None:
-    """Worker initializer: die at once on SIGTERM or with the fork server, warm up, then cap
-    the address space."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # pebble's handler waits for Python code
-    _die_with_parent()
-    if warm_up is not None:
-        warm_up()
-    size = _address_space()
-    if size is not None:
-        limit = size + memory_mb * 2**20
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-
-def _contained(fn: Callable[..., Any], args: tuple[Any, ...]) -> Outcome:
-    """Run ``fn`` in the worker; any exception becomes a plain, always-picklable outcome."""
-    try:
-        return "ok", fn(*args)
-    except Exception as exc:
-        return failure_of(exc), type(exc).__name__
+KILL_WAIT_S = 5.0  # how long ``run`` waits for a cancelled task's worker to be gone
 
 
 class JudgePool:
@@ -118,14 +74,17 @@ class JudgePool:
         self._budget_s = budget_s
         self._warm_up = warm_up
         self._preload = preload
+        self._context = multiprocessing.get_context("forkserver")
         self._pool: ProcessPool | None = None
         self._slots: asyncio.Semaphore | None = None
         self._pending: set[concurrent.futures.Future[Outcome]] = set()
-        self._waiter: ThreadPoolExecutor | None = None
+        self._tokens = itertools.count()
+        self._started: dict[int, int | None] = {}  # task token -> pid of the worker running it
+        self._board: tuple[Connection, Connection] | None = None
         self._stopped = asyncio.Event()
         self._replacing = asyncio.Lock()
         self.server_pid: int | None = None  # the fork server the workers are forked from
-        self.helpers: frozenset[int] = frozenset()  # processes that starting the pool started
+        self.helpers: frozenset[Process] = frozenset()  # processes starting the pool started
 
     @property
     def budget_s(self) -> float | None:
@@ -137,29 +96,38 @@ class JudgePool:
         self._slots = asyncio.Semaphore(self.workers)
         self._stopped = asyncio.Event()
         self._replacing = asyncio.Lock()
-        self._waiter = ThreadPoolExecutor(self.workers + 1, thread_name_prefix="judge-pool")
+        self._board = self._context.Pipe(duplex=False)
+        asyncio.get_running_loop().add_reader(self._board[0].fileno(), self._read_board)
         before = await asyncio.to_thread(_below_us)
         self._pool = await asyncio.to_thread(self._new_pool)
         self.server_pid = await self.run(os.getppid)
-        # The fork server and multiprocessing's resource tracker exit with this process, and
-        # the workers with the pool: the engine reaper must leave them alone.
-        started = await asyncio.to_thread(_below_us) - before
-        self.helpers = frozenset({*started, self.server_pid})
+        self.helpers = frozenset(await asyncio.to_thread(_below_us) - before)
 
     def _new_pool(self) -> ProcessPool:
-        context = multiprocessing.get_context("forkserver")
         # Takes effect when this starts the fork server (the first pool of the process).
         # ``__main__`` too: else every worker imports the main script again (spawn's rule).
-        context.set_forkserver_preload(["__main__", _start_worker.__module__, *self._preload])
+        modules = ["__main__", start_worker.__module__, *self._preload]
+        self._context.set_forkserver_preload(modules)
+        board = None if self._board is None else self._board[1]
         pool = ProcessPool(
             max_workers=self.workers,
-            initializer=_start_worker,
-            initargs=(self.memory_mb, self._warm_up),
-            context=context,
+            initializer=start_worker,
+            initargs=(self.memory_mb, self._warm_up, board),
+            context=self._context,
         )
         if not pool.active:  # reading it starts pebble's workers: here, not on the event loop
             raise JudgeFailed("error", "the judge pool did not start")
         return pool
+
+    def _read_board(self) -> None:
+        """Note which worker began which task (announcements of finished tasks are dropped)."""
+        if self._board is None:
+            return
+        reader = self._board[0]
+        while reader.poll(0):
+            token, pid = reader.recv()
+            if token in self._started:
+                self._started[token] = pid
 
     async def run(self, fn: Callable[..., _T], /, *args: Any, timeout_s: float | None = None) -> _T:
         """``fn(*args)`` in a worker within the time limit (``timeout_s``, else the pool's);
@@ -186,15 +154,16 @@ class JudgePool:
     ) -> Outcome:
         """One attempt: the worker's outcome, ``JudgeFailed`` for what pebble reports, or
         ``BrokenProcessPool`` when the whole pool broke under the task."""
-        future = await self._schedule(fn, args, timeout_s)
+        token = next(self._tokens)
+        self._started[token] = None
+        future = await self._schedule(token, fn, args, timeout_s)
         self._pending.add(future)
         result = asyncio.wrap_future(future)
         try:
-            # Shielded: on cancellation, ``_killed`` must see whether the task had started.
-            return await asyncio.shield(result)
+            return await asyncio.shield(result)  # cancelling us must not cancel it unseen
         except asyncio.CancelledError:
             result.add_done_callback(_settled)  # nobody awaits it any more
-            await self._killed(future)
+            await self._killed(token, future)
             if _being_cancelled():
                 raise
             raise JudgeFailed("error", "the judge pool stopped") from None
@@ -204,16 +173,16 @@ class JudgePool:
             raise JudgeFailed("error", f"the worker died ({exc.exitcode})") from None
         except BrokenProcessPool:
             raise
-        except Exception as exc:  # what ``_contained`` could not catch (MemoryError)
+        except Exception as exc:  # what ``contained`` could not catch (MemoryError)
             raise JudgeFailed(failure_of(exc), type(exc).__name__) from None
         finally:
             self._pending.discard(future)
+            self._started.pop(token, None)
 
     async def _schedule(
-        self, fn: Callable[..., Any], args: tuple[Any, ...], timeout_s: float
+        self, token: int, fn: Callable[..., Any], args: tuple[Any, ...], timeout_s: float
     ) -> concurrent.futures.Future[Outcome]:
-        """Hand a task to pebble, first replacing a pool that broke (a worker killed while
-        idle breaks pebble's pool for good)."""
+        """Hand a task to pebble, first replacing a pool that broke."""
         if self._pool is not None and not self._pool.active:
             async with self._replacing:
                 if self._pool is not None and not self._pool.active:
@@ -223,26 +192,20 @@ class JudgePool:
         if self._pool is None:
             raise JudgeFailed("error", "the judge pool is not running")
         try:
-            return self._pool.schedule(_contained, (fn, args), timeout=timeout_s)
+            return self._pool.schedule(contained, (token, fn, args), timeout=timeout_s)
         except RuntimeError as exc:
             raise JudgeFailed("error", "the judge pool is not running") from exc
 
-    async def _killed(self, future: concurrent.futures.Future[Outcome]) -> None:
-        """Cancel a task and wait until pebble has killed the worker running it (if any);
-        once the pool is stopping, until ``stop`` has killed them all."""
-        started = future.running()
+    async def _killed(self, token: int, future: concurrent.futures.Future[Outcome]) -> None:
+        """Cancel a task (pebble kills a worker running a cancelled task) and wait until the
+        worker that began it is gone; once the pool is stopping, until ``stop`` is done."""
+        self._read_board()  # announcements not yet read: a worker may have just begun it
+        pid = self._started.get(token)
         future.cancel()
-        if self._pool is None or self._waiter is None:
+        if self._pool is None:
             await self._stopped.wait()
-            return
-        if not started:  # no worker has it: nothing to wait for (one that takes it now dies)
-            return
-        # pebble notifies waiters of a cancelled running task once its worker is dead.
-        loop = asyncio.get_running_loop()
-        waited = loop.run_in_executor(self._waiter, concurrent.futures.wait, [future], KILL_WAIT_S)
-        _, pending = await waited
-        if pending:
-            log.warning("a cancelled judgement's worker was not confirmed dead in time")
+        elif pid is not None and not await asyncio.to_thread(_wait_gone, pid, KILL_WAIT_S):
+            log.warning("a cancelled judgement's worker outlived its wait", extra={"pid": pid})
 
     async def stop(self) -> None:
         """Kill every worker, whatever it is doing; waiting callers get ``JudgeFailed``."""
@@ -255,8 +218,11 @@ class JudgePool:
             await asyncio.to_thread(_stop, pool)
         finally:
             self._stopped.set()
-            if self._waiter is not None:
-                self._waiter.shutdown(wait=False, cancel_futures=True)
+            if self._board is not None:
+                asyncio.get_running_loop().remove_reader(self._board[0].fileno())
+                for end in self._board:
+                    end.close()
+                self._board = None
 
 
 def answer_judge(settings: Settings) -> JudgePool:
@@ -278,14 +244,28 @@ def _stop(pool: ProcessPool) -> None:
     pool.join()
 
 
+def _wait_gone(pid: int, within_s: float) -> bool:
+    """Poll until ``pid`` has exited (gone, or a zombie); whether it did in time."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return True
+        if stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+            return True
+        time.sleep(0.005)
+    return False
+
+
 def _settled(result: asyncio.Future[Outcome]) -> None:
     """Retrieve an abandoned result, so asyncio does not log it as never retrieved."""
     if not result.cancelled():
         result.exception()
 
 
-def _below_us() -> set[int]:
-    return {pid for pid, _ in descendants(os.getpid())}
+def _below_us() -> set[Process]:
+    return set(descendants(os.getpid()))
 
 
 def _being_cancelled() -> bool:

@@ -60,8 +60,8 @@ class DrainingServer(uvicorn.Server):
     async def on_tick(self, counter: int) -> bool:
         """Start the drain when a shutdown was requested; exit once it is over."""
         if counter == 0:  # the first tick: the engine and its workers are up
-            # The judge pool's processes stop with the lifespan and the process.
-            judging = frozenset() if self.judge is None else self.judge.helpers
+            # The judge pool's processes are not the engine's: they are stopped apart.
+            judging = [] if self.judge is None else [pid for pid, _ in self.judge.helpers]
             self.engine_processes = await asyncio.to_thread(descendants, os.getpid(), judging)
         if self.lifecycle.shutdown_requested and self._drain is None:
             # After an engine death, in-flight requests fail at once: a short grace suffices.
@@ -88,6 +88,11 @@ def run_server(app: FastAPI, settings: Settings) -> int:
     judge: JudgePool | None = getattr(app.state, "judge", None)
     server = DrainingServer(config, lifecycle, settings.drain_timeout_s, judge)
     server.run()
+    if judge is not None:
+        # Its workers are dead (the lifespan stopped the pool); the fork server and
+        # multiprocessing's resource tracker would exit only once they notice this process
+        # has: stop them now, so nothing of the server outlives it.
+        reap(sorted(judge.helpers), grace_s=0.2)
     # A clean stop has already ended the engine's processes; a dead engine may leave orphans.
     if orphans := reap(server.engine_processes):
         log.warning("stopped engine processes left behind", extra={"count": orphans})
