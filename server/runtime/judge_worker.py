@@ -12,7 +12,6 @@ would break pebble's pool for everyone.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import resource
 import signal
@@ -42,7 +41,7 @@ def _die_with_parent() -> None:
     """Ask Linux to kill this process when its parent (the fork server) exits."""
     if not sys.platform.startswith("linux"):
         return
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc = ctypes.CDLL(None, use_errno=True)  # this process: libc among its symbols
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
