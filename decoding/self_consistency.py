@@ -14,9 +14,11 @@
   and the vote runs on what finished, with ``budget_exhausted`` set.
 
 Logprobs are always requested (``logprobs=0`` unless the caller asked for more) so the tie-break
-can use mean token logprobs. Extraction and voting run off the event loop (in the given executor,
-else the loop's default thread pool, as ``asyncio.to_thread`` does). Samples cut by
-``max_tokens`` vote only with a marked answer (see ``extract_answer``).
+can use mean token logprobs. Extraction, the cheap keys and voting run off the event loop (in the
+given executor, else the loop's default thread pool, as ``asyncio.to_thread`` does); formulas are
+judged by the given ``Judge`` (the server's is a pool of killable worker processes), within its
+bounds (see ``decoding.normalizer``), and every sample's record says how its judging went. Samples
+cut by ``max_tokens`` vote only with a marked answer (see ``extract_answer``).
 """
 
 from __future__ import annotations
@@ -31,14 +33,15 @@ from typing import Literal, TypeVar
 
 from decoding.confidence import Confidence, ConfidenceSpec, token_confidence, trace_confidence
 from decoding.engine import Engine, Prompt, SamplingSpec
-from decoding.equivalence import ANSWER_FORMATS, AnswerFormat, AnswerNormalizer, Canonical
+from decoding.equivalence import ANSWER_FORMATS, AnswerFormat
 from decoding.extraction import extract_answer
+from decoding.judge import InProcessJudge, Judge, Verdict
+from decoding.normalizer import AnswerNormalizer, Judged
 from decoding.samples import FinishReason, Sample
 from decoding.stopping import BetaStopping, StoppingRule
 from decoding.voting import AbstainCode, Ballot, VoteGroup, VoteResult, vote
 
 BudgetReason = Literal["deadline", "max_total_tokens"]
-_Judged = tuple[str | None, Canonical | None]  # extracted answer, its canonical form
 _T = TypeVar("_T")
 
 
@@ -83,6 +86,7 @@ class SampleRecord:
     mean_logprob: float | None
     token_count: int
     voted: bool
+    judge: Verdict | None = None  # how judging its answer went; None: no answer to judge
     confidence: Confidence | None = None
     token_confidences: tuple[float, ...] | None = None
 
@@ -148,14 +152,17 @@ async def self_consistency(
     spec: SamplingSpec,
     plan: ConsistencyPlan,
     *,
+    judge: Judge | None = None,
     executor: Executor | None = None,
     on_round: ProgressHook | None = None,
 ) -> ConsistencyResult:
     """Run precise mode over ``engine`` and return the vote with all of its evidence;
+    ``judge`` bounds formula judging (default: in this process, unbounded: trusted input only);
     ``on_round`` hears the running tally after every engine round."""
     loop = asyncio.get_running_loop()
     deadline = None if plan.deadline_ms is None else loop.time() + plan.deadline_ms / 1000
-    normalizer = AnswerNormalizer(plan.answer_format)
+    judge = InProcessJudge(executor) if judge is None else judge
+    normalizer = AnswerNormalizer(plan.answer_format, judge)
     base = engine_spec(spec, plan)
     stream = plan.max_total_tokens is not None
     state = _State()
@@ -175,9 +182,11 @@ async def self_consistency(
         )
         state.prompt_tokens = done.prompt_tokens or state.prompt_tokens
         state.spent += sum(s.token_count for s in done.samples)
-        judged = await _off_loop(executor, _judge, done.samples, normalizer)
-        for sample, one in zip(done.samples, judged, strict=True):
-            _record(state, sample, drawn, seed, one, plan.confidence)
+        answers, formulas = await _off_loop(executor, _extract, done.samples, normalizer)
+        await normalizer.judge(formulas)
+        for sample, answer in zip(done.samples, answers, strict=True):
+            judged = None if answer is None else normalizer.judged(answer)
+            _record(state, sample, drawn, seed, answer, judged, plan.confidence)
         if on_round is not None:
             on_round(_progress(state, plan))
         if done.cut is not None:
@@ -238,17 +247,23 @@ async def _run_round(
     return done
 
 
-def _judge(samples: Sequence[Sample], normalizer: AnswerNormalizer) -> list[_Judged]:
-    """Extract and normalise each finished sample's answer (runs in a worker thread)."""
-    judged: list[_Judged] = []
+def _extract(
+    samples: Sequence[Sample], normalizer: AnswerNormalizer
+) -> tuple[list[str | None], list[str]]:
+    """Each finished sample's answer, keyed at once where no judge is needed (runs in a worker
+    thread); and the formula answers left for the judge."""
+    answers: list[str | None] = []
+    formulas: list[str] = []
     for sample in samples:
         if sample.finish_reason == "abort":
-            judged.append((None, None))
+            answers.append(None)
             continue
         truncated = sample.finish_reason == "length"
         answer = extract_answer(sample.text, normalizer.answer_format, allow_fallback=not truncated)
-        judged.append((answer, None if answer is None else normalizer.canonical(answer)))
-    return judged
+        answers.append(answer)
+        if answer is not None and normalizer.key_now(answer) is None:
+            formulas.append(answer)
+    return answers, formulas
 
 
 def _record(
@@ -256,15 +271,18 @@ def _record(
     sample: Sample,
     offset: int,
     seed: int | None,
-    judged: _Judged,
+    answer: str | None,
+    judged: Judged | None,
     spec: ConfidenceSpec,
 ) -> None:
     """Keep the sample's record; finished samples also get a ballot (aborted ones do not)."""
-    (answer, canonical), index = judged, offset + sample.index
+    index = offset + sample.index
+    canonical = None if judged is None else judged.canonical
     voted = sample.finish_reason != "abort"
     display = None if canonical is None else canonical.display
     sample_seed = None if seed is None else seed + sample.index
     lp, tokens, reason = sample.mean_logprob, sample.token_count, sample.finish_reason
+    verdict = None if judged is None else judged.verdict
     # DeepConf's confidence needs the top-k alternatives; without them there is none to report.
     logprobs = (sample.logprobs or []) if spec.top_k > 0 else []
     keep = spec.keep_tokens and spec.top_k > 0
@@ -280,6 +298,7 @@ def _record(
         lp,
         tokens,
         voted,
+        verdict,
         confidence,
         scores,
     )

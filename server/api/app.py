@@ -1,4 +1,9 @@
-"""``create_app(settings, engine)``: the FastAPI app, its lifespan, layers and routes."""
+"""``create_app(settings, engine)``: the FastAPI app, its lifespan, layers and routes.
+
+The lifespan owns the process's resources: the judge pool (worker processes that judge answers
+in bounds) starts before the engine and the server is ready only once both are up; at shutdown
+the engine stops, then every judge worker is killed.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from server.api.error_handlers import install_error_handlers
 from server.api.middleware import install_middleware
 from server.api.routes import health, inference, metrics, models, playground
 from server.runtime.admission import Admission
+from server.runtime.judge_pool import answer_judge
 from server.runtime.lifecycle import Lifecycle, watch_engine
 from server.runtime.metrics import Metrics
 from server.runtime.settings import Settings
@@ -30,23 +36,28 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings, engine: ManagedEngine) -> FastAPI:
     """Build the app around an engine; the lifespan starts and stops it."""
     lifecycle = Lifecycle()
-    server_state = ServerState(settings, engine, lifecycle, created=int(time.time()))
+    judge = answer_judge(settings)
+    server_state = ServerState(settings, engine, lifecycle, judge, created=int(time.time()))
     registry = Metrics()
     admission = Admission(settings.max_inflight_samples)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
         lifecycle.start()  # before the engine: a SIGTERM during its start must hold
-        await engine.start()
-        lifecycle.ready = True
-        watchdog = asyncio.create_task(watch_engine(engine, lifecycle))
-        log.info("ready", extra={"model": settings.model_name})
+        await judge.start()
         try:
-            yield {}
+            await engine.start()
+            lifecycle.ready = True
+            watchdog = asyncio.create_task(watch_engine(engine, lifecycle))
+            log.info("ready", extra={"model": settings.model_name})
+            try:
+                yield {}
+            finally:
+                watchdog.cancel()
+                lifecycle.draining = True
+                await engine.stop()
         finally:
-            watchdog.cancel()
-            lifecycle.draining = True
-            await engine.stop()
+            await judge.stop()  # kills whatever judging is still running
 
     app = QuorumAPI(
         settings,
@@ -61,6 +72,7 @@ def create_app(settings: Settings, engine: ManagedEngine) -> FastAPI:
     app.state.lifecycle = lifecycle
     app.state.metrics = registry
     app.state.admission = admission
+    app.state.judge = judge
     registry.watch(
         admitted=lambda: admission.in_use,
         capacity=admission.capacity,

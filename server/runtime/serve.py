@@ -20,6 +20,7 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 
+from server.runtime.judge_pool import JudgePool
 from server.runtime.lifecycle import Lifecycle
 from server.runtime.reaper import Process, descendants, reap
 from server.runtime.settings import Settings
@@ -32,10 +33,17 @@ GRACEFUL_SHUTDOWN_S = 5
 class DrainingServer(uvicorn.Server):
     """uvicorn's server, with signals routed to the app's lifecycle instead of an exit."""
 
-    def __init__(self, config: uvicorn.Config, lifecycle: Lifecycle, drain_timeout_s: float):
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        lifecycle: Lifecycle,
+        drain_timeout_s: float,
+        judge: JudgePool | None = None,
+    ):
         super().__init__(config)
         self.lifecycle = lifecycle
         self.drain_timeout_s = drain_timeout_s
+        self.judge = judge
         self._interrupts = 0
         self._drain: asyncio.Task[bool] | None = None
         self.engine_processes: list[Process] = []
@@ -52,7 +60,9 @@ class DrainingServer(uvicorn.Server):
     async def on_tick(self, counter: int) -> bool:
         """Start the drain when a shutdown was requested; exit once it is over."""
         if counter == 0:  # the first tick: the engine and its workers are up
-            self.engine_processes = await asyncio.to_thread(descendants, os.getpid())
+            # The judge pool's processes are not the engine's: they are stopped apart.
+            judging = [] if self.judge is None else [pid for pid, _ in self.judge.helpers]
+            self.engine_processes = await asyncio.to_thread(descendants, os.getpid(), judging)
         if self.lifecycle.shutdown_requested and self._drain is None:
             # After an engine death, in-flight requests fail at once: a short grace suffices.
             timeout = self.drain_timeout_s if self.lifecycle.exit_code == 0 else 5.0
@@ -75,8 +85,14 @@ def run_server(app: FastAPI, settings: Settings) -> int:
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         lifespan="on",
     )
-    server = DrainingServer(config, lifecycle, settings.drain_timeout_s)
+    judge: JudgePool | None = getattr(app.state, "judge", None)
+    server = DrainingServer(config, lifecycle, settings.drain_timeout_s, judge)
     server.run()
+    if judge is not None:
+        # Its workers are dead (the lifespan stopped the pool); the fork server and
+        # multiprocessing's resource tracker would exit only once they notice this process
+        # has: stop them now, so nothing of the server outlives it.
+        reap(sorted(judge.helpers), grace_s=0.2)
     # A clean stop has already ended the engine's processes; a dead engine may leave orphans.
     if orphans := reap(server.engine_processes):
         log.warning("stopped engine processes left behind", extra={"count": orphans})

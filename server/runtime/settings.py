@@ -143,6 +143,31 @@ class Settings(BaseSettings):
     drain_timeout_s: float = Field(
         30.0, ge=0, description="On SIGTERM, how long in-flight requests may take to finish."
     )
+    # Judging answers (server.runtime.judge_pool): formulas are parsed and compared by math-verify
+    # and sympy in worker processes, each answer bounded in time and memory.
+    judge_workers: int = Field(
+        2, ge=1, le=64, description="Worker processes that judge formula answers."
+    )
+    judge_timeout_s: float = Field(
+        2.0,
+        gt=0,
+        le=600,
+        description="Wall-clock limit per formula judgement: past it the worker is killed and "
+        "the answer is kept as text (judge: timeout).",
+    )
+    judge_memory_mb: int = Field(
+        512,
+        ge=16,
+        description="Memory a judge worker may allocate on top of its start-up size (address "
+        "space, RLIMIT_AS); past it the answer is kept as text (judge: too_large).",
+    )
+    judge_budget_s: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="Wall-clock judging time one request may spend in all; formulas left past "
+        "it are kept as text (judge: timeout).",
+    )
     cors_origins: ListSetting = Field(
         default_factory=list, description="Browser origins allowed by CORS (default: CORS off)."
     )

@@ -15,6 +15,7 @@ from server.wire.chat import ChatMessage
 from server.wire.common import STRICT_REQUEST, SamplingFields, Usage
 
 AnswerFormatName = Literal["auto", "number", "math", "choice", "text", "json", "code"]
+JudgeVerdict = Literal["ok", "timeout", "too_large", "error"]
 DEFAULT_PRECISE_TEMPERATURE = 0.7
 
 
@@ -126,6 +127,11 @@ class SampleOut(BaseModel):
     mean_logprob: float | None
     tokens: int
     voted: bool
+    judge: JudgeVerdict | None = Field(
+        None,
+        description="How judging the extracted answer went: ok, or why it is kept as its "
+        "normalised text: timeout, too_large, error (null: no answer to judge).",
+    )
     confidence: ConfidenceOut | None = None
     token_confidences: list[float] | None = None
 

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -17,6 +17,8 @@ from decoding import (
     EngineInfo,
     FinishReason,
     GenerationChunk,
+    InProcessJudge,
+    JudgeFailed,
     Prompt,
     SampleDelta,
     SamplingSpec,
@@ -27,6 +29,7 @@ from decoding import (
 )
 
 PROMPT = TextPrompt("What is 6 * 7?")
+T = TypeVar("T")
 
 
 @dataclass
@@ -274,6 +277,48 @@ async def test_tie_break_prefers_the_more_confident_answer() -> None:
     engine = ScriptedEngine(texts, logprobs={0: -2.0, 1: -0.2, 2: -2.0, 3: -0.3})
     result = await self_consistency(engine, PROMPT, SamplingSpec(), plan(samples=4))
     assert (result.answer, result.winner_index) == ("2", 1)
+
+
+class SlowOnOne(InProcessJudge):
+    """Judges in process, but says ``timeout`` for one formula, as the server's pool would."""
+
+    def __init__(self, slow: str) -> None:
+        super().__init__()
+        self.slow = slow
+        self.judged: list[str] = []
+
+    async def run(self, fn: Callable[..., T], /, *args: Any) -> T:
+        self.judged.extend(a for a in args if isinstance(a, str))
+        if self.slow in args:
+            raise JudgeFailed("timeout")
+        return await super().run(fn, *args)
+
+
+@pytest.mark.asyncio
+async def test_every_record_says_how_its_answer_was_judged() -> None:
+    texts = [
+        "answer is 5.",
+        "no idea",
+        "so \\boxed{\\sqrt{2}}",
+        "so \\boxed{x^{x^{x}}}",
+        "answer is 5.",
+    ]
+    judge = SlowOnOne("x^{x^{x}}")
+    engine = ScriptedEngine(texts)
+    result = await self_consistency(engine, PROMPT, SamplingSpec(), plan(samples=5), judge=judge)
+    assert [(r.answer, r.canonical, r.judge) for r in result.samples] == [
+        ("5", "5", "ok"),
+        (None, None, None),
+        ("\\sqrt{2}", "\\sqrt{2}", "ok"),
+        ("x^{x^{x}}", "x^{x^{x}}", "timeout"),  # kept as its text, and still votes
+        ("5", "5", "ok"),
+    ]
+    assert [(g.answer, g.count) for g in result.votes] == [
+        ("5", 2),
+        ("\\sqrt{2}", 1),
+        ("x^{x^{x}}", 1),
+    ]
+    assert sorted(judge.judged) == ["\\sqrt{2}", "x^{x^{x}}"]  # only formulas, once each
 
 
 class CountingExecutor(ThreadPoolExecutor):

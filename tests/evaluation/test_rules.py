@@ -108,7 +108,8 @@ LOGPROBS = [-0.1 * (1 + (i % 5)) for i in range(16)]
 
 
 def _key(answer: str | None) -> str | None:
-    return None if answer is None else AnswerNormalizer("auto").canonical(answer).key
+    judged = None if answer is None else AnswerNormalizer("auto").key_now(answer)
+    return None if judged is None else judged.canonical.key
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=list(SCRIPTS))
