@@ -40,8 +40,10 @@ from decoding.normalizer import AnswerNormalizer, Judged
 from decoding.samples import FinishReason, Sample
 from decoding.stopping import BetaStopping, StoppingRule
 from decoding.voting import AbstainCode, Ballot, VoteGroup, VoteResult, vote
+from decoding.weighting import DEFAULT_CISC_TEMPERATURE, WEIGHTINGS, Weighting, weigh
 
 BudgetReason = Literal["deadline", "max_total_tokens"]
+TruncatedVotes = Literal["marked", "any"]
 _T = TypeVar("_T")
 
 
@@ -57,8 +59,18 @@ class ConsistencyPlan:
     max_total_tokens: int | None = None
     deadline_ms: float | None = None
     confidence: ConfidenceSpec = field(default_factory=ConfidenceSpec)
+    weighting: Weighting = "majority"
+    keep_top: float = 1.0
+    cisc_temperature: float = DEFAULT_CISC_TEMPERATURE
+    truncated_votes: TruncatedVotes = "marked"
 
     def __post_init__(self) -> None:
+        if self.weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
+        if not 0.0 < self.keep_top <= 1.0:
+            raise ValueError(f"keep_top must be in (0, 1], got {self.keep_top}")
+        if self.cisc_temperature <= 0:
+            raise ValueError(f"cisc_temperature must be > 0, got {self.cisc_temperature}")
         if self.samples < 1:
             raise ValueError(f"samples must be >= 1, got {self.samples}")
         if self.answer_format not in ANSWER_FORMATS:
@@ -113,6 +125,7 @@ class ConsistencyResult:
     prompt_tokens: int
     completion_tokens: int
     engine_requests: int
+    truncated: bool = False  # the winning sample was cut by max_tokens
 
 
 @dataclass(frozen=True)
@@ -182,7 +195,8 @@ async def self_consistency(
         )
         state.prompt_tokens = done.prompt_tokens or state.prompt_tokens
         state.spent += sum(s.token_count for s in done.samples)
-        answers, formulas = await _off_loop(executor, _extract, done.samples, normalizer)
+        any_cut = plan.samples == 1 or plan.truncated_votes == "any"
+        answers, formulas = await _off_loop(executor, _extract, done.samples, normalizer, any_cut)
         await normalizer.judge(formulas)
         for sample, answer in zip(done.samples, answers, strict=True):
             judged = None if answer is None else normalizer.judged(answer)
@@ -196,8 +210,9 @@ async def self_consistency(
         if plan.adaptive and more_allowed and _rule_stops(plan.stopping, state):
             stopped_early = True
             break
-    result = await _off_loop(executor, vote, state.ballots, min_agreement=plan.min_agreement)
-    return _result(state, result, stopped_early)
+    records, ballots = _vote_inputs(state, plan)
+    result = await _off_loop(executor, vote, ballots, min_agreement=plan.min_agreement)
+    return _result(state, records, result, stopped_early)
 
 
 def engine_spec(spec: SamplingSpec, plan: ConsistencyPlan) -> SamplingSpec:
@@ -248,18 +263,19 @@ async def _run_round(
 
 
 def _extract(
-    samples: Sequence[Sample], normalizer: AnswerNormalizer
+    samples: Sequence[Sample], normalizer: AnswerNormalizer, any_cut: bool = False
 ) -> tuple[list[str | None], list[str]]:
     """Each finished sample's answer, keyed at once where no judge is needed (runs in a worker
-    thread); and the formula answers left for the judge."""
+    thread); and the formula answers left for the judge. A sample cut by ``max_tokens`` gives
+    only a marked answer unless ``any_cut`` (one greedy sample, or ``truncated_votes="any"``)."""
     answers: list[str | None] = []
     formulas: list[str] = []
     for sample in samples:
         if sample.finish_reason == "abort":
             answers.append(None)
             continue
-        truncated = sample.finish_reason == "length"
-        answer = extract_answer(sample.text, normalizer.answer_format, allow_fallback=not truncated)
+        fallback = any_cut or sample.finish_reason != "length"
+        answer = extract_answer(sample.text, normalizer.answer_format, allow_fallback=fallback)
         answers.append(answer)
         if answer is not None and normalizer.key_now(answer) is None:
             formulas.append(answer)
@@ -341,16 +357,31 @@ async def _off_loop(
     return await asyncio.get_running_loop().run_in_executor(executor, call)
 
 
-def _result(state: _State, outcome: VoteResult, stopped_early: bool) -> ConsistencyResult:
+def _vote_inputs(state: _State, plan: ConsistencyPlan) -> tuple[list[SampleRecord], list[Ballot]]:
+    """The ballots as weighted and filtered by the plan (``decoding.weighting``), and the
+    records with ``voted`` false for the samples the confidence filter left out."""
+    confidence = {r.index: r.confidence for r in state.records}
+    ballots = weigh(state.ballots, confidence, plan.weighting, plan.keep_top, plan.cisc_temperature)
+    voting = {b.index for b in ballots}
+    records = [
+        r if r.index in voting or not r.voted else replace(r, voted=False) for r in state.records
+    ]
+    return records, ballots
+
+
+def _result(
+    state: _State, records: list[SampleRecord], outcome: VoteResult, stopped_early: bool
+) -> ConsistencyResult:
     winner = None if outcome.abstained else outcome.winner_index
-    text = None if winner is None else next(r.text for r in state.records if r.index == winner)
+    chosen = None if winner is None else next(r for r in records if r.index == winner)
+    text = None if chosen is None else chosen.text
     return ConsistencyResult(
         answer=None if outcome.abstained else outcome.winner,
         text=text,
         winner_index=winner,
         agreement=outcome.agreement,
         votes=outcome.votes,
-        samples=tuple(state.records),
+        samples=tuple(records),
         samples_used=len(state.ballots),
         parsed=outcome.parsed,
         unparsed=outcome.unparsed,
@@ -363,4 +394,5 @@ def _result(state: _State, outcome: VoteResult, stopped_early: bool) -> Consiste
         prompt_tokens=state.prompt_tokens,
         completion_tokens=state.spent,
         engine_requests=state.engine_requests,
+        truncated=chosen is not None and chosen.finish_reason == "length",
     )

@@ -77,6 +77,7 @@ _RESULT_FIELDS = (
     "stopped_early",
     "budget_exhausted",
     "budget_reason",
+    "truncated",
 )
 _SAMPLE_FIELDS = ("index", "text", "finish_reason", "seed", "mean_logprob", "voted", "judge")
 
