@@ -20,7 +20,9 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 
+from server.runtime.connections import ConnectionLimits, guarded_protocol
 from server.runtime.lifecycle import Lifecycle
+from server.runtime.metrics import Metrics
 from server.runtime.reaper import Process, descendants, reap
 from server.runtime.settings import Settings
 
@@ -65,10 +67,18 @@ class DrainingServer(uvicorn.Server):
 def run_server(app: FastAPI, settings: Settings) -> int:
     """Serve until a shutdown; the process exit code (0 after a drain, 1 after engine death)."""
     lifecycle: Lifecycle = app.state.lifecycle
+    metrics: Metrics = app.state.metrics
+    limits = ConnectionLimits(
+        header_timeout_s=settings.header_timeout_s,
+        max_header_bytes=settings.max_header_bytes,
+        max_connections=settings.max_connections,
+    )
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
+        http=guarded_protocol(limits, lambda reason: metrics.rejections.labels(reason).inc()),
+        timeout_keep_alive=settings.keep_alive_timeout_s,
         log_level=settings.log_level,
         log_config=None,  # keep the JSON logging configured by the CLI
         access_log=False,  # server.api.middleware.observe writes the access log
