@@ -9,11 +9,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 
 from decoding.engine import ManagedEngine
 from server import __version__
-from server.api.admission import admit
 from server.api.deps import ServerState
 from server.api.error_handlers import QuorumAPI, install_error_handlers
 from server.api.middleware import install_middleware
@@ -53,7 +52,6 @@ def create_app(settings: Settings, engine: ManagedEngine) -> FastAPI:
         "and an OpenAI-compatible API over vLLM.",
         version=__version__,
         lifespan=lifespan,
-        dependencies=[Depends(admit)],
     )
     app.state.quorum = server_state
     app.state.lifecycle = lifecycle
@@ -66,7 +64,7 @@ def create_app(settings: Settings, engine: ManagedEngine) -> FastAPI:
         ready=lambda: float(lifecycle.serving),
     )
     install_error_handlers(app)
-    install_middleware(app, settings, lifecycle, registry)
+    install_middleware(app, settings, lifecycle, registry, admission)
     for module in (metrics, health, models, inference):
         app.include_router(module.router)
     return app

@@ -121,6 +121,12 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest request line plus headers; larger gets 431 and a closed connection.",
     )
+    body_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Longest pause between request body chunks; past it the client gets 408 "
+        "and the connection is closed.",
+    )
     keep_alive_timeout_s: int = Field(
         5,
         ge=1,

@@ -4,6 +4,7 @@ over real sockets):
 - sockets that never send a byte are closed within the header timeout, all 600 of them, while
   a normal client is served; a client that drips its headers is cut with a 408;
 - headers past the size cap get 431, even when they never end;
+- a body that stalls between chunks gets an OpenAI-shaped 408 and a closed connection;
 - an idle keep-alive connection is closed after the keep-alive timeout;
 - connections past the cap are closed at accept while those inside it are served.
 """
@@ -32,6 +33,7 @@ from tests.reliability.raw_http import (
 from tests.reliability.test_processes import metric, poll
 
 HEADER_TIMEOUT_S = 1.0
+BODY_TIMEOUT_S = 1.0
 KEEP_ALIVE_S = 1
 MAX_HEADER_BYTES = 4096
 SLACK_S = 3.0  # a loaded machine's scheduling delay, on top of each timeout
@@ -46,6 +48,7 @@ def strict(process_dir: Path) -> Iterator[ServerProcess]:
         "strict",
         [
             *("--header-timeout-s", str(HEADER_TIMEOUT_S)),
+            *("--body-timeout-s", str(BODY_TIMEOUT_S)),
             *("--keep-alive-timeout-s", str(KEEP_ALIVE_S)),
             *("--max-header-bytes", str(MAX_HEADER_BYTES)),
         ],
@@ -122,6 +125,36 @@ def test_headers_within_the_cap_are_served(strict: ServerProcess) -> None:
         sock.sendall(head("GET", "/v1/models", f"X-Long: {'a' * (MAX_HEADER_BYTES // 2)}\r\n"))
         reply = read_reply(sock)
     assert reply is not None and reply.status == 200
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_stalled_body_gets_an_openai_408_and_a_closed_connection(
+    strict: ServerProcess, chunked: bool
+) -> None:
+    if chunked:
+        start = head(
+            "POST", CHAT, "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+        )
+        start += b"a\r\n" + b'{"model": ' + b"\r\n"
+    else:
+        start = head("POST", CHAT, "Content-Type: application/json\r\nContent-Length: 100\r\n")
+        start += b'{"model": '
+    with connect(strict.port) as sock:
+        sock.sendall(start)
+        began = time.monotonic()
+        reply = read_reply(sock)
+        answered_after = time.monotonic() - began
+        assert closed(sock, within=SLACK_S), "the connection stays open after the 408"
+    assert reply is not None and reply.status == 408, reply
+    assert reply.error() == {
+        "message": f"The request body stalled for more than {BODY_TIMEOUT_S:g} s.",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "request_timeout",
+    }
+    assert reply.headers["connection"] == "close"
+    assert answered_after < BODY_TIMEOUT_S + SLACK_S
+    assert served_normally(strict)
 
 
 def test_an_idle_keep_alive_connection_is_closed(strict: ServerProcess) -> None:
