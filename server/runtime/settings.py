@@ -143,6 +143,9 @@ class Settings(BaseSettings):
     # (server.engines.paced), set as QUORUM_TEST_ENGINE=scripted.
     test_engine: CliSuppress[Literal["none", "scripted"]] = "none"
     test_token_delay_ms: CliSuppress[int] = Field(0, ge=0)
+    # A request that never ends (QUORUM_TEST_HANG): ignoring cancellation, on a thread that
+    # never returns, or blocking the event loop; for the shutdown deadline's tests.
+    test_hang: CliSuppress[Literal["none", "cancel", "thread", "loop"]] = "none"
 
     # Remote upstreams (server.engines.upstream): OpenAI-compatible servers instead of vLLM here.
     upstreams: list[str] = Field(
