@@ -7,7 +7,10 @@ connection:
 
 - a header timeout, from accept (or from the first byte of a keep-alive connection's next
   request) to the end of the headers: past it the connection is closed, with an OpenAI-shaped
-  408 if part of a request came (an idle connection that sent nothing is just closed);
+  408 if part of a request came (an idle connection that sent nothing is just closed). A request
+  answered before its body was read (a refusal) keeps its connection, and the same timeout
+  bounds the rest of its body plus the next request's head, since uvicorn's keep-alive timer
+  restarts on every byte;
 - a header size cap: 431 and a closed connection past ``max_header_bytes`` of request line and
   headers, counted as they arrive, so a header that never ends is cut off too;
 - a connection cap: past ``max_connections`` open connections a new one is closed at accept,
@@ -115,23 +118,31 @@ def guarded_protocol(limits: ConnectionLimits, on_refusal: Refusal) -> type[Http
         def on_message_begin(self) -> None:
             super().on_message_begin()
             self.reading_headers = True
-            if self.header_timer is None:  # a keep-alive connection's next request
-                self._arm()
+            self._arm()  # a keep-alive connection's next request (armed already on a new one)
 
         def on_headers_complete(self) -> None:
             self._disarm()
             self.reading_headers = False
+            super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            # Whatever comes next on this connection is the head of a new request.
+            self.reading_headers = True
             self.header_bytes = 0
             self.header_tail = b""
-            super().on_headers_complete()
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
-            # Nothing queued or running: what comes next starts a new request.
-            self.reading_headers = self.cycle.response_complete
+            if self.cycle.response_complete and self.cycle.more_body:
+                # Answered before its body was read (a refusal): uvicorn's parser discards the
+                # rest, and the keep-alive timer restarts on every byte, so bound it here: the
+                # rest of the body and the next request's head get the header timeout.
+                self._arm()
 
         def _arm(self) -> None:
-            self.header_timer = self.loop.call_later(limits.header_timeout_s, self._expired)
+            if self.header_timer is None:
+                self.header_timer = self.loop.call_later(limits.header_timeout_s, self._expired)
 
         def _disarm(self) -> None:
             if self.header_timer is not None:
@@ -140,9 +151,11 @@ def guarded_protocol(limits: ConnectionLimits, on_refusal: Refusal) -> type[Http
 
         def _expired(self) -> None:
             self.header_timer = None
-            if self.reading_headers and not self.transport.is_closing():
-                # A connection that sent nothing of a request is closed without a word.
-                self._cut("header_timeout", too_slow if self.header_bytes else b"")
+            if not self.transport.is_closing():
+                # A 408 only if part of a new request's head came; a connection that sent
+                # nothing, or only an answered request's unread body, is just closed.
+                started = self.reading_headers and self.header_bytes > 0
+                self._cut("header_timeout", too_slow if started else b"")
 
         def _cut(self, reason: str, reply: bytes) -> None:
             self._disarm()

@@ -6,7 +6,9 @@ over real sockets):
 - headers past the size cap get 431, even when they never end;
 - a body that stalls between chunks gets an OpenAI-shaped 408 and a closed connection;
 - an idle keep-alive connection is closed after the keep-alive timeout;
-- connections past the cap are closed at accept while those inside it are served.
+- connections past the cap are closed at accept while those inside it are served;
+- a request refused before its body was read keeps its connection in step, and cannot hold it
+  by dripping that body.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import pytest
 
 from tests.e2e.server_process import ServerProcess
 from tests.inprocess import MODEL
-from tests.reliability.conftest import CHAT, MESSAGES, scripted_process
+from tests.reliability.conftest import CHAT, MESSAGES, scripted_process, words
 from tests.reliability.raw_http import (
     closed,
     connect,
@@ -200,3 +202,62 @@ def served_once(server: ServerProcess) -> bool:
     except OSError:
         return False
     return reply is not None and reply.status == 200
+
+
+@pytest.fixture
+def full(process_dir: Path) -> Iterator[ServerProcess]:
+    """A server whose single sample of capacity a long streamed request holds."""
+    server = scripted_process(
+        process_dir,
+        "full",
+        [
+            *("--max-inflight-samples", "1"),
+            *("--header-timeout-s", str(HEADER_TIMEOUT_S)),
+        ],
+        {"QUORUM_TEST_TOKEN_DELAY_MS": "50"},
+    )
+    prompt = [{"role": "user", "content": words(200)}]
+    long = {"model": MODEL, "messages": prompt, "max_tokens": 300, "stream": True}
+    try:
+        with connect(server.port, timeout=60) as holder:
+            holder.sendall(json_request(CHAT, long))  # 200 tokens at 50 ms: 10 s of work
+            poll(lambda: metric(server.base_url, "quorum_admitted_samples") == 1)
+            yield server
+    finally:
+        server.stop(timeout=30)
+
+
+def test_a_refusal_keeps_the_connection_and_skips_the_unread_body(full: ServerProcess) -> None:
+    big = {"model": MODEL, "messages": [{"role": "user", "content": "x" * 200_000}]}
+    with connect(full.port) as sock:
+        for _ in range(3):
+            sock.sendall(json_request(CHAT, big))
+            reply = read_reply(sock)
+            assert reply is not None and reply.status == 429
+            assert reply.headers.get("connection") != "close"
+        sock.sendall(head("GET", "/v1/models"))
+        reply = read_reply(sock)
+    assert reply is not None and reply.status == 200, "the connection fell out of step"
+
+
+def test_a_refused_request_cannot_hold_its_connection_by_dripping_its_body(
+    full: ServerProcess,
+) -> None:
+    with connect(full.port) as sock:
+        sock.sendall(
+            head("POST", CHAT, "Content-Type: application/json\r\nContent-Length: 9999\r\n")
+        )
+        reply = read_reply(sock)  # refused before a byte of the body
+        assert reply is not None and reply.status == 429
+        sock.settimeout(0.2)  # the drip's pace
+        started = time.monotonic()
+        cut = False
+        while not cut and time.monotonic() - started < HEADER_TIMEOUT_S + SLACK_S:
+            try:
+                sock.send(b"x")
+                cut = not sock.recv(1)
+            except TimeoutError:
+                continue
+            except OSError:
+                cut = True
+    assert cut, "a dripped unread body held the connection"

@@ -2,7 +2,11 @@
 
 When the server is already full (every sample of the capacity running or queued), a request
 is refused at once with 429, ``Retry-After`` and an OpenAI error body, without reading or
-parsing its body; ``Connection: close`` makes its unread body harmless. Otherwise the body is
+parsing its body. The connection stays open: uvicorn's parser skips the unread body, and the
+connection's header timeout bounds how long it may take (``server.runtime.connections``);
+closing it would double a refusal's cost, since every retry would open a new connection. Only
+a client waiting for ``100 Continue`` gets ``Connection: close``: it may never send the body
+the parser would wait for. Otherwise the body is
 read once (bounded as ``body_limit`` bounds it), weighed in samples, and the request admitted
 or refused. Under a client retry storm a refusal thus costs the headers and a small write,
 not a JSON parse and a trip through the framework. An admitted request holds its weight until
@@ -54,7 +58,8 @@ class AdmissionMiddleware:
         if self.admission.in_use >= self.admission.capacity:
             if record is not None:
                 record.mode = MODE_ROUTES.get(path, record.mode)
-            await self._refuse(scope, send, close=True)  # the body stays unread
+            expects = header(scope, b"expect") or b""
+            await self._refuse(scope, send, close=expects.lower() == b"100-continue")
             return
         body = await self.bounds.read(scope, receive, send)
         if body is None:
