@@ -131,6 +131,12 @@ class Settings(BaseSettings):
     upstream_start_timeout_s: float = Field(
         600.0, ge=0, description="At start, how long to wait for a first healthy upstream."
     )
+    upstream_health_path: str = Field(
+        "/health",
+        pattern=r"^/[^\s?#]*$",
+        description="Path probed for each upstream's health. Behind vllm-router use /readiness "
+        "(200 while any worker is healthy; its /health is 503 while any one is down).",
+    )
 
     # Operation.
     api_keys: list[SecretStr] = Field(
