@@ -175,7 +175,7 @@ wait_for_200() {
   until [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$url" || true)" == 200 ]]; do
     $alive || fail "gone before $url answered 200"
     ((SECONDS - t0 < timeout)) || fail "$url did not answer 200 within ${timeout} s"
-    sleep 1
+    sleep 0.2
   done
   waited_seconds=$((SECONDS - t0))
 }
