@@ -291,7 +291,7 @@ class UpstreamEngine:
     ) -> None:
         """Count the prompt with vLLM's ``/tokenize``: vLLM's server silently shortens
         ``max_tokens`` to fit, where the in-process engine and OpenAI answer 400."""
-        if replica.tokenize is False:
+        if replica.tokenize is False or not self._settings.upstream_tokenize:
             return
         response = await client.post(f"{replica.url}/tokenize", json=tokenize_body(prompt, model))
         if response.status_code in (404, 405):

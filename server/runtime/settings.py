@@ -137,6 +137,12 @@ class Settings(BaseSettings):
         description="Path probed for each upstream's health. Behind vllm-router use /readiness "
         "(200 while any worker is healthy; its /health is 503 while any one is down).",
     )
+    upstream_tokenize: bool = Field(
+        True,
+        description="Count each prompt with the upstream's /tokenize (vLLM's) first, so one "
+        "that does not fit the context is a 400. Off for upstreams whose /tokenize is not "
+        "vLLM's and answers 400 (Ray Serve LLM): they enforce their own limits.",
+    )
 
     # Operation.
     api_keys: list[SecretStr] = Field(

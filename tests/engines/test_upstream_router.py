@@ -1,6 +1,6 @@
-"""One upstream that is a router over replicas (vllm-router): a failed request is one worker's
-failure, not the router's, and the router's readiness, not its strict ``/health``, says whether
-it can serve."""
+"""Upstreams that are not one vLLM server. A router over replicas (vllm-router): a failed request
+is one worker's failure, not the router's, and the router's readiness, not its strict
+``/health``, says whether it can serve. Ray Serve LLM: its ``/tokenize`` is not vLLM's."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from decoding.engine import ChatPrompt, SamplingSpec, collect
 from server.engines.upstream import UpstreamEngine
-from server.errors import EngineUnavailable, UpstreamFailed
+from server.errors import EngineUnavailable, InvalidRequest, UpstreamFailed
 from tests.engines.test_upstream_engine import FakeCluster, FakeReplica, settings_for
 
 CHAT = ChatPrompt(messages=[{"role": "user", "content": "two plus three"}])
@@ -104,5 +104,45 @@ async def test_the_health_path_decides_what_healthy_means(
         assert await engine.probe_all() is usable
         last_error = engine.pool.replicas[0].last_error or ""
         assert usable or f"{health_path} answered 503" in last_error
+    finally:
+        await engine.stop()
+
+
+class FakeRayServe(FakeReplica):
+    """Ray Serve LLM's OpenAI app: /-/healthz for health, and a /tokenize that answers 400."""
+
+    tokenize_calls: int = 0
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/health":
+            return httpx.Response(404, json={"detail": "Not Found"})
+        if request.url.path == "/-/healthz":
+            return httpx.Response(200, text="success")
+        if request.url.path == "/tokenize":
+            self.tokenize_calls += 1
+            return httpx.Response(400, json={"error": {"message": "Field required: prompt"}})
+        return super().handle(request)
+
+
+@pytest.mark.parametrize("tokenize", [True, False])
+async def test_an_upstream_without_vllms_tokenize_is_served_with_the_check_off(
+    tmp_path: Path, tokenize: bool
+) -> None:
+    cluster = FakeCluster(0)
+    ray = FakeRayServe(port=9000)
+    cluster.replicas.append(ray)
+    settings = settings_for(
+        cluster, tmp_path, upstream_health_path="/-/healthz", upstream_tokenize=tokenize
+    )
+    engine = UpstreamEngine(settings, transport=cluster.transport)
+    await engine.start()
+    try:
+        if tokenize:
+            with pytest.raises(InvalidRequest, match="prompt"):
+                await collect(engine, CHAT, SamplingSpec(max_tokens=8))
+        else:
+            generation = await collect(engine, CHAT, SamplingSpec(n=2, max_tokens=8))
+            assert len(generation.samples) == 2
+        assert ray.tokenize_calls == (1 if tokenize else 0)
     finally:
         await engine.stop()
