@@ -30,20 +30,11 @@ skip() { say "SKIP: $*"; exit 77; }
 fail() { say "FAIL: $*"; exit 1; }
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/quorum-smoke.XXXXXX")"
-started_container=""
 # shellcheck source=scripts/lib/podman.sh
 source "$root/scripts/lib/podman.sh"
 cleanup() {
   local status=$?
-  if [[ -n "$started_container" ]]; then
-    if [[ $status -ne 0 ]]; then
-      say "container logs (last 60 lines):"
-      podman logs --tail 60 "$started_container" >&2 2>&1 || true
-    fi
-    podman rm -f -t 5 "$started_container" >/dev/null 2>&1 || true
-    say "removed container $started_container"
-  fi
-  podman_remove_build_leftovers || true
+  podman_cleanup "$status"
   rm -rf "$work"
   exit "$status"
 }

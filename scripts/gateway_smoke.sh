@@ -32,20 +32,12 @@ skip() { say "SKIP: $*"; exit 77; }
 fail() { say "FAIL: $*"; exit 1; }
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/quorum-gateway-smoke.XXXXXX")"
-started_container=""
 vllm_pid=""
 # shellcheck source=scripts/lib/podman.sh
 source "$root/scripts/lib/podman.sh"
 cleanup() {
   local status=$?
-  if [[ -n "$started_container" ]]; then
-    if [[ $status -ne 0 ]]; then
-      say "container logs (last 40 lines):"
-      podman logs --tail 40 "$started_container" >&2 2>&1 || true
-    fi
-    podman rm -f -t 5 "$started_container" >/dev/null 2>&1 || true
-    say "removed container $started_container"
-  fi
+  podman_cleanup "$status"
   if [[ -n "$vllm_pid" ]]; then
     [[ $status -ne 0 ]] && tail -20 "$work/vllm.log" >&2
     kill -TERM -- "-$vllm_pid" 2>/dev/null || true
@@ -53,7 +45,6 @@ cleanup() {
     kill -KILL -- "-$vllm_pid" 2>/dev/null || true
     say "stopped the vLLM server"
   fi
-  podman_remove_build_leftovers || true
   rm -rf "$work"
   exit "$status"
 }

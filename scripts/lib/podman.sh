@@ -7,11 +7,27 @@
 #
 # The caller sets: root (the repository), work (a scratch folder it removes), image (the tag to
 # build), and defines say, skip (exit 77) and fail. Functions set globals the caller reads:
-# build_opts, build_seconds, size, size_bytes.
+# build_opts, build_seconds, size, size_bytes; the caller sets started_container once it runs one.
 
 base_image="docker.io/library/debian:bookworm-slim"
 images_before=""
 old_image_id=""
+started_container=""
+
+# For the caller's exit trap: the container's last log lines if the script failed (STATUS), then
+# the container and the build's leftovers are removed.
+podman_cleanup() {
+  local status="$1"
+  if [[ -n "$started_container" ]]; then
+    if [[ $status -ne 0 ]]; then
+      say "container logs (last 60 lines):"
+      podman logs --tail 60 "$started_container" >&2 2>&1 || true
+    fi
+    podman rm -f -t 5 "$started_container" >/dev/null 2>&1 || true
+    say "removed container $started_container"
+  fi
+  podman_remove_build_leftovers || true
+}
 
 # 1. podman (and what the scripts need besides).
 podman_install() {
