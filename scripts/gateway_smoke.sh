@@ -15,7 +15,7 @@
 #   QUORUM_SMOKE_PYTHON         interpreter with vLLM, for the upstream server (default .venv's)
 #   QUORUM_SMOKE_IMAGE          tag to build (default localhost/quorum:gateway-smoke)
 #   QUORUM_SMOKE_MAX_MB         largest acceptable image, in MB (default 300)
-#   QUORUM_SMOKE_READY_TIMEOUT  seconds to wait for the vLLM server and for /ready (default 300)
+#   QUORUM_SMOKE_READY_TIMEOUT  seconds to wait for the vLLM server and for /ready (default 600)
 #   QUORUM_CACHE_DIR            where the tiny model is built (default ~/.cache/quorum)
 #   QUORUM_SMOKE_DEBIAN_MIRROR, PIP_CERT, PIP_FIND_LINKS: as for scripts/container_smoke.sh
 set -euo pipefail
@@ -24,7 +24,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 image="${QUORUM_SMOKE_IMAGE:-localhost/quorum:gateway-smoke}"
 python="${QUORUM_SMOKE_PYTHON:-$root/.venv/bin/python}"
 max_mb="${QUORUM_SMOKE_MAX_MB:-300}"
-ready_timeout="${QUORUM_SMOKE_READY_TIMEOUT:-300}"
+ready_timeout="${QUORUM_SMOKE_READY_TIMEOUT:-600}"
 cache="${QUORUM_CACHE_DIR:-$HOME/.cache/quorum}"
 container="quorum-gateway-smoke-$$"
 say() { printf '[gateway-smoke] %s\n' "$*" >&2; }
@@ -39,7 +39,7 @@ cleanup() {
   local status=$?
   podman_cleanup "$status"
   if [[ -n "$vllm_pid" ]]; then
-    [[ $status -ne 0 ]] && tail -20 "$work/vllm.log" >&2
+    [[ $status -ne 0 ]] && tail -10 "$work/vllm.log" >&2
     kill -TERM -- "-$vllm_pid" 2>/dev/null || true
     for _ in $(seq 60); do kill -0 -- "-$vllm_pid" 2>/dev/null || break; sleep 0.5; done
     kill -KILL -- "-$vllm_pid" 2>/dev/null || true

@@ -36,7 +36,8 @@ def test_gateway_image_is_small_and_serves_through_vllm(capsys: pytest.CaptureFi
     output = result.stdout + result.stderr
     if result.returncode == SKIPPED:
         pytest.skip(output.strip().splitlines()[-1])
-    assert result.returncode == 0, output[-6000:]
+    failures = [line for line in output.splitlines() if "FAIL:" in line]
+    assert result.returncode == 0, "\n".join([*failures, output[-5000:]])
     assert "image size:" in result.stdout and "ready after:" in result.stdout
     with capsys.disabled():
         print("\n" + "\n".join(f"[gateway] {line}" for line in result.stdout.splitlines()))
