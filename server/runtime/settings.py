@@ -230,6 +230,18 @@ class Settings(BaseSettings):
     upstream_start_timeout_s: float = Field(
         600.0, ge=0, description="At start, how long to wait for a first healthy upstream."
     )
+    upstream_health_path: str = Field(
+        "/health",
+        pattern=r"^/[^\s?#]*$",
+        description="Path probed for each upstream's health. Behind vllm-router use /readiness "
+        "(200 while any worker is healthy; its /health is 503 while any one is down).",
+    )
+    upstream_tokenize: bool = Field(
+        True,
+        description="Count each prompt with the upstream's /tokenize (vLLM's) first, so one "
+        "that does not fit the context is a 400. Off for upstreams whose /tokenize is not "
+        "vLLM's and answers 400 (Ray Serve LLM): they enforce their own limits.",
+    )
 
     # Operation.
     api_keys: SecretListSetting = Field(
