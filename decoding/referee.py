@@ -5,7 +5,8 @@ the engine streams and what the judge decides, and offline replays feed it recor
 both take the same decisions. It knows which samples are still running, which were pruned by the
 ``ConfidenceGate``, and the votes so far in finishing order; after each batch of finishes,
 ``verdict`` says whether to stop: ``"consensus"`` when the stopping rule is satisfied,
-``"decided"`` when the running samples can no longer change the outcome.
+``"decided"`` when the running samples can no longer change the outcome of a counted vote
+(``decide``; a confidence-weighted or filtered vote can turn later, so only its rule stops it).
 
 With a gate, votes are weighted for the stopping rule by each sample's lowest-group confidence
 (DeepConf's weighting); without one each vote weighs 1.
@@ -40,12 +41,14 @@ class Referee:
         stopping: StoppingRule | None = None,
         gate: ConfidenceGate | None = None,
         min_agreement: float = 0.0,
+        decide: bool = True,
     ) -> None:
         self.running: set[int] = set(samples)
         self.pruned: set[int] = set()
         self.gate = gate
         self._stopping = stopping
         self._min_agreement = min_agreement
+        self._decide = decide
         self._votes: list[_Vote] = []
 
     def tokens(self, index: int, scores: Iterable[float]) -> bool:
@@ -94,7 +97,7 @@ class Referee:
         standing = self.standing()
         if self._stopping is not None and self._stopping.should_stop(standing):
             return "consensus"
-        if decided(standing, self._min_agreement):
+        if self._decide and decided(standing, self._min_agreement):
             return "decided"
         return None
 

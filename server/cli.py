@@ -71,9 +71,12 @@ def serve(args: list[str]) -> int:
     configure_logging(settings.log_level, log_secrets(settings))
 
     from server.api.app import create_app
-    from server.engines.factory import build_engine
+    from server.engines.factory import build_engine, engine_missing
     from server.runtime.serve import run_server
 
+    if (missing := engine_missing(settings)) is not None:
+        print(f"quorum serve: {missing}", file=sys.stderr)
+        return 2  # a configuration error: the install or the flags must change
     if settings.upstreams:
         from server.engines.upstream import resolve_upstream_settings
         from server.errors import QuorumError

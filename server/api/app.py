@@ -14,11 +14,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 
 from decoding.engine import ManagedEngine
 from server import __version__
-from server.api.admission import admit
 from server.api.contract import QuorumAPI
 from server.api.deps import ServerState
 from server.api.error_handlers import install_error_handlers
@@ -66,7 +65,6 @@ def create_app(settings: Settings, engine: ManagedEngine) -> FastAPI:
         "and an OpenAI-compatible API over vLLM.",
         version=__version__,
         lifespan=lifespan,
-        dependencies=[Depends(admit)],
     )
     app.state.quorum = server_state
     app.state.lifecycle = lifecycle
@@ -80,7 +78,7 @@ def create_app(settings: Settings, engine: ManagedEngine) -> FastAPI:
         ready=lambda: float(lifecycle.serving and engine.ready),
     )
     install_error_handlers(app)
-    install_middleware(app, settings, lifecycle, registry)
+    install_middleware(app, settings, lifecycle, registry, admission)
     for module in (metrics, health, models, inference):
         app.include_router(module.router)
     if settings.playground:

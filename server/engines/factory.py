@@ -3,6 +3,7 @@ vLLM in this process (the default). Heavy imports happen only for the engine cho
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 from decoding.engine import ManagedEngine
@@ -16,6 +17,21 @@ def model_folder(settings: Settings) -> Path:
     if settings.model is not None:
         return Path(settings.model)
     return prepare_embedded_model(settings.cache_dir)
+
+
+# A gateway-only install (no engine extra) serves with --upstream; say so in one line.
+ENGINE_MISSING = (
+    "the in-process engine needs vLLM: pip install 'quorum[cpu]' (or 'quorum[cuda]' on NVIDIA "
+    "GPUs), or serve with --upstream URL"
+)
+
+
+def engine_missing(settings: Settings) -> str | None:
+    """Why the engine these settings ask for cannot run in this install, or None: a slim
+    install has no vLLM, and should say which extra to add instead of a traceback."""
+    if settings.upstreams or settings.test_engine != "none":
+        return None
+    return ENGINE_MISSING if importlib.util.find_spec("vllm") is None else None
 
 
 def build_engine(settings: Settings) -> ManagedEngine:

@@ -4,7 +4,9 @@ One engine request of ``n`` samples is one upstream request to one replica, so t
 that replica's prefix cache. Only a replica that could not be reached is retried elsewhere: once a
 request was sent, a failure is reported (502/504), never replayed, so a request that kills an
 engine cannot kill the next replica too. Closing the generation closes the upstream connection,
-which makes vLLM abort the request.
+which makes vLLM abort the request. An upstream may be a router over many replicas (vllm-router):
+its health path is configurable, and the last usable upstream never leaves rotation because one
+request failed.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from server.engines.upstream_errors import (
     status_error,
     transport_error,
 )
-from server.engines.upstream_pool import Replica, ReplicaPool
+from server.engines.upstream_pool import Replica, ReplicaPool, redact
 from server.engines.upstream_wire import (
     StreamBroken,
     UpstreamCall,
@@ -139,13 +141,14 @@ class UpstreamEngine:
         return any(r.usable for r in self.pool.replicas)
 
     async def probe(self, replica: Replica) -> None:
-        """``/health``, then (if not known yet) the model from ``/v1/models``."""
+        """The health path (``/health``), then (if not known yet) the model from ``/v1/models``."""
         client = self._require_client()
         limit = httpx.Timeout(self._settings.upstream_connect_timeout_s, read=PROBE_READ_TIMEOUT_S)
         try:
-            health = await client.get(f"{replica.url}/health", timeout=limit)
+            path = self._settings.upstream_health_path
+            health = await client.get(f"{replica.url}{path}", timeout=limit)
             if health.status_code != 200:
-                self._fail(replica, f"/health answered {health.status_code}")
+                self._fail(replica, f"{path} answered {health.status_code}")
                 return
             if replica.model is None:
                 await self._discover(client, replica, limit)
@@ -199,10 +202,20 @@ class UpstreamEngine:
         replica.model = None  # re-learned when it recovers (it may have been redeployed)
 
     def _blame(self, replica: Replica, verdict: Verdict) -> QuorumError:
-        """The error to raise; the replica leaves rotation if it is to blame."""
+        """The error to raise; the replica leaves rotation if it is to blame and another one
+        can take its requests. The last usable one stays: a router's failure is one worker's
+        behind it, and leaving nothing in rotation would only turn one failed request into
+        503s for everyone until the next probe, which decides instead."""
         error, replica_failed = verdict
         if replica_failed:
-            self._fail(replica, error.message[:200])
+            if any(r.usable and r is not replica for r in self.pool.replicas):
+                self._fail(replica, error.message[:200])
+            else:
+                log.warning(
+                    "upstream %s failed a request (%s); kept: no other upstream is usable",
+                    redact(replica.url),
+                    error.message[:200],
+                )
         return error
 
     async def generate(
@@ -283,7 +296,7 @@ class UpstreamEngine:
     ) -> None:
         """Count the prompt with vLLM's ``/tokenize``: vLLM's server silently shortens
         ``max_tokens`` to fit, where the in-process engine and OpenAI answer 400."""
-        if replica.tokenize is False:
+        if replica.tokenize is False or not self._settings.upstream_tokenize:
             return
         response = await client.post(f"{replica.url}/tokenize", json=tokenize_body(prompt, model))
         if response.status_code in (404, 405):

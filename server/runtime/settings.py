@@ -171,10 +171,45 @@ class Settings(BaseSettings):
     cors_origins: ListSetting = Field(
         default_factory=list, description="Browser origins allowed by CORS (default: CORS off)."
     )
+
+    # Connections (server.runtime.connections): what a client that sends slowly, or not at
+    # all, may hold.
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Time a connection has to send a request's complete headers; past it the "
+        "connection is closed (with a 408 if part of a request came).",
+    )
+    max_header_bytes: int = Field(
+        65_536,
+        ge=1024,
+        description="Largest request line plus headers; larger gets 431 and a closed connection.",
+    )
+    body_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Longest pause between request body chunks; past it the client gets 408 "
+        "and the connection is closed.",
+    )
+    keep_alive_timeout_s: int = Field(
+        5,
+        ge=1,
+        description="Seconds an idle keep-alive connection stays open between requests (raise "
+        "it above your load balancer's idle timeout).",
+    )
+    max_connections: int = Field(
+        1000,
+        ge=1,
+        description="Open client connections at once; past it new connections are closed at "
+        "accept (keep it under the process's file limit, ulimit -n).",
+    )
     # Testing only, hidden from --help: a scripted engine in a real process
     # (server.engines.paced), set as QUORUM_TEST_ENGINE=scripted.
     test_engine: CliSuppress[Literal["none", "scripted"]] = "none"
     test_token_delay_ms: CliSuppress[int] = Field(0, ge=0)
+    # A request that never ends (QUORUM_TEST_HANG): ignoring cancellation, on a thread that
+    # never returns, or blocking the event loop; for the shutdown deadline's tests.
+    test_hang: CliSuppress[Literal["none", "cancel", "thread", "loop"]] = "none"
 
     # Remote upstreams (server.engines.upstream): OpenAI-compatible servers instead of vLLM here.
     upstreams: ListSetting = Field(
@@ -194,6 +229,18 @@ class Settings(BaseSettings):
     )
     upstream_start_timeout_s: float = Field(
         600.0, ge=0, description="At start, how long to wait for a first healthy upstream."
+    )
+    upstream_health_path: str = Field(
+        "/health",
+        pattern=r"^/[^\s?#]*$",
+        description="Path probed for each upstream's health. Behind vllm-router use /readiness "
+        "(200 while any worker is healthy; its /health is 503 while any one is down).",
+    )
+    upstream_tokenize: bool = Field(
+        True,
+        description="Count each prompt with the upstream's /tokenize (vLLM's) first, so one "
+        "that does not fit the context is a 400. Off for upstreams whose /tokenize is not "
+        "vLLM's and answers 400 (Ray Serve LLM): they enforce their own limits.",
     )
 
     # Operation.

@@ -19,10 +19,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ValidationError
 
 from decoding.confidence import ConfidenceSpec
+from decoding.consistency import ConsistencyPlan
 from decoding.creative import CREATIVE_DEFAULTS
 from decoding.engine import ChatPrompt, Prompt, SamplingSpec, TextPrompt
+from decoding.instruction import with_answer_instruction
 from decoding.pruning import PruneSpec
-from decoding.self_consistency import ConsistencyPlan
 from decoding.stopping import BetaStopping, ConsensusStopping, StoppingRule, WindowStopping
 from server.errors import InvalidRequest, ModelNotFound
 from server.runtime.settings import Settings
@@ -250,6 +251,8 @@ def _precise_plan(body: RequestBody, settings: Settings) -> Plan:
                 )
             messages, text, surface = None, texts[0], "completions"
     prompt: Prompt = chat_prompt(messages) if messages is not None else TextPrompt(text or "")
+    if options.answer_instruction:
+        prompt = with_answer_instruction(prompt, options.answer_format)
     consistency = consistency_plan(options, settings)
     return Plan(
         surface,
@@ -344,6 +347,9 @@ def consistency_plan(options: PreciseOptions, settings: Settings) -> Consistency
         ),
         prune=prune,
         greedy_vote=options.greedy_vote,
+        weighting=options.vote_weighting,
+        keep_top=options.keep_top,
+        truncated_votes=options.truncated_votes,
     )
 
 

@@ -84,6 +84,7 @@ _RESULT_FIELDS = (
     "stopped_early",
     "budget_exhausted",
     "budget_reason",
+    "truncated",
     "stop_reason",
 )
 _SAMPLE_FIELDS = (

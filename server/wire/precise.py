@@ -101,6 +101,28 @@ class PreciseOptions(BaseModel):
         False,
         description="A greedy (temperature 0) sample joins the vote as one more sample.",
     )
+    vote_weighting: Literal["majority", "logprob", "cisc", "lowest_group", "tail", "mean"] = Field(
+        "majority",
+        description="How much each sample's vote counts: majority (1 each), logprob "
+        "(geometric-mean token probability), cisc (softmax of confidence), or a DeepConf "
+        "confidence (lowest_group, tail, mean; needs top_logprobs > 0).",
+    )
+    keep_top: float = Field(
+        1.0,
+        gt=0.0,
+        le=1.0,
+        description="Share of the most confident samples that vote (DeepConf's filter; 1: all).",
+    )
+    truncated_votes: Literal["marked", "any"] = Field(
+        "marked",
+        description="A sample cut by max_tokens votes only with a marked answer (marked), or "
+        "also with its last number (any). One greedy sample always answers what it can.",
+    )
+    answer_instruction: bool = Field(
+        False,
+        description="Append 'End with: The answer is <answer>.' to the last user message, so "
+        "extraction reads a marked answer instead of guessing.",
+    )
 
 
 class PreciseRequest(PreciseOptions, SamplingFields):
@@ -215,6 +237,9 @@ class Evidence(BaseModel):
         "decided (the running samples could no longer change the answer).",
     )
     pruning: PruningOut | None = None
+    truncated: bool = Field(
+        False, description="The answer comes from a sample cut by max_tokens (its best reading)."
+    )
     receipt: Receipt
 
 

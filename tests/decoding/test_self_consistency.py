@@ -214,6 +214,42 @@ async def test_truncated_samples_vote_only_with_a_marked_answer() -> None:
 
 
 @pytest.mark.asyncio
+async def test_truncated_votes_any_lets_cut_samples_vote_with_their_last_number() -> None:
+    texts = ["answer is 3.", "we had 4 then 5", "so \\boxed{3}"]
+    engine = ScriptedEngine(texts, finish={1: "length", 2: "length"})
+    result = await self_consistency(
+        engine, PROMPT, SamplingSpec(), plan(samples=3, truncated_votes="any")
+    )
+    assert [s.answer for s in result.samples] == ["3", "5", "3"]
+    assert result.unparsed == 0
+
+
+@pytest.mark.asyncio
+async def test_one_greedy_sample_cut_by_max_tokens_still_answers_and_says_so() -> None:
+    engine = ScriptedEngine(["first 12 then 81 and then"], finish={0: "length"})
+    result = await self_consistency(engine, PROMPT, SamplingSpec(), plan(samples=1))
+    assert (result.answer, result.truncated, result.abstained) == ("81", True, False)
+    whole = await self_consistency(
+        ScriptedEngine(["answer is 81."]), PROMPT, SamplingSpec(), plan(samples=1)
+    )
+    assert (whole.answer, whole.truncated) == ("81", False)
+
+
+@pytest.mark.asyncio
+async def test_keep_top_leaves_the_least_confident_out_of_the_vote() -> None:
+    texts = ["answer is 1.", "answer is 2.", "answer is 2.", "answer is 1.", "answer is 1."]
+    lps = {0: -3.0, 1: -0.1, 2: -0.2, 3: -2.0, 4: -2.5}
+    engine = ScriptedEngine(texts, logprobs=lps)
+    everyone = await self_consistency(engine, PROMPT, SamplingSpec(), plan(samples=5))
+    assert everyone.answer == "1"
+    engine = ScriptedEngine(texts, logprobs=lps)
+    filtered = await self_consistency(engine, PROMPT, SamplingSpec(), plan(samples=5, keep_top=0.4))
+    assert filtered.answer == "2"
+    assert [s.voted for s in filtered.samples] == [False, True, True, False, False]
+    assert filtered.samples_used == 5, "the cost is every sample drawn"
+
+
+@pytest.mark.asyncio
 async def test_tie_break_prefers_the_more_confident_answer() -> None:
     texts = ["answer is 1.", "answer is 2.", "answer is 1.", "answer is 2."]
     engine = ScriptedEngine(texts, logprobs={0: -2.0, 1: -0.2, 2: -2.0, 3: -0.3})

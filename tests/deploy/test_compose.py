@@ -37,8 +37,12 @@ def test_only_quorum_is_published_and_only_on_loopback() -> None:
 
 def test_quorum_services_match_the_kubernetes_contract() -> None:
     services = compose()["services"]
-    for name in ("quorum-cpu", "quorum-upstream"):
+    dockerfiles = {
+        "quorum-cpu": "docker/Dockerfile.cpu",
+        "quorum-upstream": "docker/Dockerfile.gateway",
+    }
+    for name, dockerfile in dockerfiles.items():
         service = services[name]
         assert service["read_only"] is True and "/tmp" in service["tmpfs"]
-        assert service["build"]["dockerfile"] == "docker/Dockerfile.cpu"
+        assert service["build"]["dockerfile"] == dockerfile
     assert "quorum-cache:/var/cache/quorum" in services["quorum-cpu"]["volumes"]

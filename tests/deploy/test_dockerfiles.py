@@ -11,7 +11,11 @@ import pytest
 
 from tests.deploy.conftest import ROOT, venv_tool
 
-DOCKERFILES = [ROOT / "docker" / "Dockerfile", ROOT / "docker" / "Dockerfile.cpu"]
+DOCKERFILES = [
+    ROOT / "docker" / "Dockerfile",
+    ROOT / "docker" / "Dockerfile.cpu",
+    ROOT / "docker" / "Dockerfile.gateway",
+]
 
 
 def instructions(dockerfile: Path) -> list[tuple[str, str]]:
@@ -68,6 +72,17 @@ def test_ca_bundle_is_a_build_argument_only(dockerfile: Path) -> None:
 
 
 def test_build_context_ignore_files_keep_only_the_sources() -> None:
-    for name in ("Dockerfile.dockerignore", "Dockerfile.cpu.dockerignore"):
-        lines = (ROOT / "docker" / name).read_text().splitlines()
+    for dockerfile in DOCKERFILES:
+        lines = (ROOT / "docker" / f"{dockerfile.name}.dockerignore").read_text().splitlines()
         assert "*" in lines and "!server" in lines and "!decoding" in lines
+        # The entry point is the quorum console script: its package must be in the image.
+        assert "!quorum" in lines
+        assert "COPY quorum /src/quorum" in [f"{k} {a}" for k, a in instructions(dockerfile)]
+
+
+def test_gateway_image_installs_no_engine_and_no_extra() -> None:
+    dockerfile = ROOT / "docker" / "Dockerfile.gateway"
+    runs = " ".join(args for keyword, args in instructions(dockerfile) if keyword == "RUN")
+    assert "vllm" not in runs.lower() and "torch" not in runs.lower()
+    assert '["project"]["dependencies"]' in runs and "optional-dependencies" not in runs
+    assert "pip install --no-deps /src" in runs, "Quorum itself adds no dependency"

@@ -14,8 +14,13 @@ import yaml
 
 from tests.deploy.conftest import ROOT, venv_tool
 
-# A topology is a folder kustomize can apply (deploy/grafana holds a dashboard, not manifests).
-TOPOLOGIES = sorted(p for p in (ROOT / "deploy").iterdir() if (p / "kustomization.yaml").exists())
+# deploy/<topology> are the bases (a folder kustomize can apply; deploy/grafana holds a dashboard);
+# deploy/overlays/ compose them (tests/deploy/test_overlays.py).
+TOPOLOGIES = sorted(
+    p
+    for p in (ROOT / "deploy").iterdir()
+    if (p / "kustomization.yaml").exists() and p.name != "overlays"
+)
 MANIFESTS = sorted(p for topology in TOPOLOGIES for p in topology.glob("*.yaml"))
 
 
@@ -85,7 +90,9 @@ def test_deployment_contract(topology: Path) -> None:
 
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
-    for path in ("/tmp", "/var/cache/quorum"):
+    # The engine's caches need /var/cache/quorum; the gateway image writes only to /tmp.
+    writable = ["/tmp"] + (["/var/cache/quorum"] if topology.name != "upstream" else [])
+    for path in writable:
         assert path in mounts, f"nothing writable at {path}"
         assert {"emptyDir", "persistentVolumeClaim"} & volumes[mounts[path]].keys()
 
@@ -143,3 +150,5 @@ def test_upstream_topology_is_stateless_and_points_at_the_router() -> None:
     assert upstreams and all(u.startswith(("http://", "https://")) for u in upstreams)
     assert "nvidia.com/gpu" not in container["resources"]["limits"]
     assert "QUORUM_MODEL" not in resources["ConfigMap"]["data"]
+    images = load(ROOT / "deploy" / "upstream")["Kustomization"]["images"]
+    assert [i["newTag"] for i in images if i["name"] == container["image"]] == ["0.1.0-gateway"]

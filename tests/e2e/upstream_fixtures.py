@@ -45,8 +45,18 @@ def group_members(pgid: int) -> list[int]:
 class VllmReplica:
     """vLLM's own OpenAI server (``python -m vllm.entrypoints.openai.api_server``) on loopback."""
 
-    def __init__(self, model: Path, run_dir: Path, index: int, port: int | None = None) -> None:
+    def __init__(
+        self,
+        model: Path,
+        run_dir: Path,
+        index: int,
+        port: int | None = None,
+        *,
+        served_name: str = TINY,
+        max_model_len: int = REPLICA_MAX_MODEL_LEN,
+    ) -> None:
         self.model, self.run_dir, self.index = model, run_dir, index
+        self.served_name, self.max_model_len = served_name, max_model_len
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = run_dir / f"replica-{index}.log"
@@ -68,9 +78,9 @@ class VllmReplica:
         }
         command = [
             sys.executable, "-m", "vllm.entrypoints.openai.api_server",
-            "--model", str(self.model), "--served-model-name", TINY,
+            "--model", str(self.model), "--served-model-name", self.served_name,
             "--dtype", "float32", "--enforce-eager",
-            "--max-model-len", str(REPLICA_MAX_MODEL_LEN),
+            "--max-model-len", str(self.max_model_len),
             "--host", "127.0.0.1", "--port", str(self.port),
             # Per-request seeds with chunked prefill kill the CPU engine (vLLM 0.32:
             # "CPU Generator does not use offset").
