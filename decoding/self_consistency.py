@@ -46,7 +46,6 @@ from decoding.consistency import (
     BudgetReason,
     ConsistencyPlan,
     ConsistencyResult,
-    ProgressHook,
     RoundProgress,
     SampleRecord,
     SampleStop,
@@ -96,7 +95,7 @@ async def self_consistency(
     *,
     judge: Judge | None = None,
     executor: Executor | None = None,
-    on_round: ProgressHook | None = None,
+    on_round: Callable[[RoundProgress], None] | None = None,
 ) -> ConsistencyResult:
     """Run precise mode over ``engine`` and return the vote with all of its evidence;
     ``judge`` bounds formula judging (default: in this process, unbounded: trusted input only);
@@ -245,7 +244,7 @@ def _extract(
     return answers, formulas
 
 
-def _report(run: _Run, settled: list[int], hook: ProgressHook | None) -> None:
+def _report(run: _Run, settled: list[int], hook: Callable[[RoundProgress], None] | None) -> None:
     """One progress report per settled sample (voted or pruned), with the tally after it."""
     if hook is None:
         return
