@@ -114,8 +114,9 @@ async def self_consistency(
                 break
             finished, pruned = _absorb(run, arrivals)
             await fan.abort(_lanes_of(run, pruned))
-            for index in pruned:
-                run.samples[index].finish_reason = "abort"
+            for index in pruned:  # a warm-up sample that already ended keeps its ending
+                if run.samples[index].finish_reason is None:
+                    run.samples[index].finish_reason = "abort"
             await _judge(run, finished, normalizer, executor)
             _report(run, finished + pruned, on_round)
             if _over_budget(run) and run.referee.running:

@@ -204,6 +204,16 @@ async def test_warm_up_samples_below_the_bar_do_not_vote() -> None:
     assert [(g.answer, g.count) for g in result.votes] == [("7", 3)]
 
 
+async def test_a_warm_up_sample_pruned_after_it_ended_keeps_its_ending() -> None:
+    texts = ["The answer is 8.", "So the answer is 7.", long("7")]
+    engine = SeedEngine(texts, {0: 1.0, 1: 5.0, 2: 6.0})
+    prune = PruneSpec(warmup=2, percentile=50.0)  # calibrated when sample 1 ends: 3.0
+    result = await vote(engine, prune=prune, k=1, confidence=_window(4))
+    assert result.threshold == pytest.approx(3.0) and result.warmup == (0, 1)
+    assert ended(result) == [("stop", "pruned", False), ("stop", None, True), ("stop", None, True)]
+    assert engine.aborted == [] and result.answer == "7"
+
+
 async def test_the_greedy_vote_is_one_more_sample() -> None:
     engine = SeedEngine(["The answer is 8.", "The answer is 7.", "The answer is 9."])
     result = await vote(engine, greedy_vote=True)
