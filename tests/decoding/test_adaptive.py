@@ -146,6 +146,21 @@ async def test_a_vote_the_running_samples_cannot_change_is_decided() -> None:
     assert len(engine.aborted) == 7
 
 
+async def test_a_weighted_vote_is_never_decided_by_counting() -> None:
+    # Seven confident samples may outweigh nine hesitant ones: only the rule may stop early.
+    engine = SeedEngine([SHORT] * 9 + [long("8")] * 7, {g: 9.0 for g in range(9, 16)})
+    result = await vote(
+        engine,
+        adaptive=True,
+        stopping=BetaStopping(threshold=1.0),
+        weighting="mean",
+        k=1,
+        confidence=_window(4),
+    )
+    assert result.stop_reason is None and engine.aborted == []
+    assert result.samples_used == 16
+
+
 async def test_split_answers_run_every_sample_to_its_end() -> None:
     engine = SeedEngine([SHORT, "The answer is 8.", long("9"), long("7"), long("8")])
     result = await vote(engine, adaptive=True)
