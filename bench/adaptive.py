@@ -22,6 +22,12 @@ of all 16), which favours them (it ignores each round's prompt and start-up cost
 Reports completion tokens and wall time as ratios to the fixed vote (over the items every config
 answered), and accuracy of the server's answer with 95% Wilson intervals; writes the table to
 stdout and ``OUT/summary.json``. The results file is resumable: an interrupted run continues.
+
+``--replay RESULTS`` needs no engine: it replays the adaptive vote (``evaluation.rules.
+replay_adaptive``: the live referee's decisions, one token per sample per engine step) and the
+old rounds on the fixed votes of 16 in any harness results file, for many more items than a live
+run affords; its wall ratio is the engine steps to the last sample's end (exact for the batch's
+critical path, blind to per-step cost changing as samples are aborted).
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from typing import Any
 from decoding.stopping import BetaStopping, Standing
 from evaluation.judge import ItemRun, JudgedSample, judge_record
 from evaluation.results import read_records
-from evaluation.rules import majority_of
+from evaluation.rules import majority_of, replay_adaptive
 from evaluation.stats import wilson
 
 FIXED = "n16-t0.7"
@@ -119,13 +125,53 @@ def summarise(results: Path, configs: Sequence[str]) -> dict[str, Any]:
     return {"items": len(common), "results": str(results), "rows": rows}
 
 
+def replay(results: Path, config: str = FIXED) -> dict[str, Any]:
+    """Adaptive and the old rounds replayed on the recorded fixed votes (see the docstring)."""
+    fixed = sorted(_runs(results).get(config, {}).values(), key=lambda r: r.item_id)
+    if not fixed:
+        raise SystemExit(f"no {config} runs in {results}")
+    base_tokens = sum(sum(s.tokens for s in r.samples) for r in fixed)
+    base_steps = sum(max(s.tokens for s in r.samples) for r in fixed)
+    right = sum(majority_of(r.samples).correct for r in fixed)
+    rows: dict[str, Any] = {
+        f"{config} (recorded)": {
+            "completion_tokens": base_tokens,
+            "tokens_ratio": 1.0,
+            "wall_s": base_steps,
+            "wall_ratio": 1.0,
+            **_rate(right, len(fixed)),
+        }
+    }
+    live = [replay_adaptive(r.samples, BetaStopping()) for r in fixed]
+    rows["adaptive (replayed)"] = {
+        "completion_tokens": sum(p.tokens for p in live),
+        "tokens_ratio": sum(p.tokens for p in live) / base_tokens,
+        "wall_s": sum(p.steps for p in live),
+        "wall_ratio": sum(p.steps for p in live) / base_steps,
+        **_rate(sum(p.decision.correct for p in live), len(fixed)),
+    }
+    rounds = [sequential_rounds(r.samples) for r in fixed]
+    steps = sum(
+        share * max(s.tokens for s in r.samples)
+        for r, (_, _, share) in zip(fixed, rounds, strict=True)
+    )
+    rows["sequential-rounds (replayed)"] = {
+        "completion_tokens": sum(t for _, t, _ in rounds),
+        "tokens_ratio": sum(t for _, t, _ in rounds) / base_tokens,
+        "wall_s": steps,
+        "wall_ratio": steps / base_steps,
+        **_rate(sum(ok for ok, _, _ in rounds), len(fixed)),
+    }
+    return {"items": len(fixed), "results": str(results), "rows": rows, "wall_unit": "steps"}
+
+
 def table(summary: dict[str, Any]) -> str:
     """The summary as a Markdown table."""
+    unit = summary.get("wall_unit", "s")
     lines = [
-        f"{summary['items']} items, one request at a time; ratios to the fixed vote of 16.",
+        f"{summary['items']} items; ratios to the fixed vote of 16; wall in {unit}.",
         "",
-        "| config | completion tokens | tokens ratio | wall s | wall ratio | accuracy "
-        "(95% Wilson) |",
+        "| config | completion tokens | tokens ratio | wall | wall ratio | accuracy (95% Wilson) |",
         "|---|---|---|---|---|---|",
     ]
     for name, row in summary["rows"].items():
@@ -146,7 +192,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--model", type=Path, help="model folder (default: embedded)")
     parser.add_argument("--prune", action="store_true", help="also run adaptive with pruning")
     parser.add_argument("--report-only", action="store_true", help="report the existing results")
+    parser.add_argument("--replay", type=Path, help="replay on a results file; no engine")
     options = parser.parse_args(argv)
+    if options.replay is not None:
+        print(table(replay(options.replay)))
+        return 0
     names = [FIXED, ADAPTIVE] + ([PRUNED] if options.prune else [])
     results = options.out / "results.jsonl"
     if not options.report_only:
