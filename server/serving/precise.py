@@ -130,6 +130,8 @@ def evidence(result: ConsistencyResult, plan: Plan, engine: Engine) -> Evidence:
         sampling=sampling,
         plan=plan_fields,
         seeds=[s.seed for s in result.samples],
+        finished=[s.index for s in result.samples if s.finish_reason != "abort"],
+        cut=[s.index for s in result.samples if s.finish_reason == "abort"],
     )
     return Evidence(
         **{name: getattr(result, name) for name in _RESULT_FIELDS},

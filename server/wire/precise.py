@@ -214,6 +214,14 @@ class Receipt(BaseModel):
     sampling: dict[str, Any]
     plan: dict[str, Any]
     seeds: list[int | None]
+    finished: list[int] = Field(
+        default_factory=list, description="The samples that ran to their end (indices)."
+    )
+    cut: list[int] = Field(
+        default_factory=list,
+        description="The samples aborted mid-generation (pruned, vote settled, or budget): "
+        "replaying their seeds regenerates them in full.",
+    )
 
 
 class Evidence(BaseModel):

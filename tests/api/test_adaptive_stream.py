@@ -50,5 +50,8 @@ async def test_a_stream_commits_once_the_vote_is_settled(settings: Settings) -> 
     cut = [s for s in answer["samples"] if s["stopped"] == "consensus"]
     assert [s["index"] for s in cut] == [4, 5, 6, 7]
     assert all(s["finish_reason"] == "abort" and s["tokens"] < LONG for s in cut)
+    receipt = answer["receipt"]
+    assert (receipt["finished"], receipt["cut"]) == ([0, 1, 2, 3], [4, 5, 6, 7])
+    assert receipt["seeds"] == [SEED + i for i in range(8)]
     assert answer["usage"]["completion_tokens"] == sum(s["tokens"] for s in answer["samples"])
     assert [(call[1].n, call[1].seed) for call in engine.calls] == [(1, SEED + i) for i in range(8)]

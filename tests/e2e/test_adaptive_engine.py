@@ -46,6 +46,7 @@ def check_cut(result: dict[str, Any]) -> None:
     assert all(s["tokens"] < BODY["max_tokens"] for s in cut), "the cut ones stopped generating"
     assert result["samples_used"] == 16 - len(cut)
     assert result["receipt"]["seeds"] == [1000 + i for i in range(16)]
+    assert result["receipt"]["cut"] == [s["index"] for s in cut]
     assert result["usage"]["completion_tokens"] == sum(s["tokens"] for s in samples)
 
 
