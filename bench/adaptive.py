@@ -204,7 +204,7 @@ def main(argv: list[str]) -> int:
 
         options.out.mkdir(parents=True, exist_ok=True)
         args = ["run", "--results", str(results), "--limit", str(options.limit)]
-        args += ["--concurrency", "1", "--split", "all", "--no-progress"]
+        args += ["--concurrency", "1", "--no-progress"]
         args += [] if options.model is None else ["--model", str(options.model)]
         for name in names:
             args += ["--config", CONFIGS[name]]
