@@ -40,7 +40,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from decoding.stopping import BetaStopping, Standing
+from decoding.stopping import (
+    BetaStopping,
+    ConsensusStopping,
+    Standing,
+    StoppingRule,
+    WindowStopping,
+)
 from evaluation.judge import ItemRun, JudgedSample, judge_record
 from evaluation.results import read_records
 from evaluation.rules import majority_of, replay_adaptive
@@ -55,6 +61,17 @@ CONFIGS = {
     PRUNED: "samples=16 temperature=0.7 extra.adaptive=true extra.prune=true name=adaptive-prune",
 }
 ROUNDS = (2, 2, 4, 8)  # the old BetaStopping's doubling rounds for 16 samples
+# The server's default rule first; the others show what a looser rule would trade (--sweep).
+SWEEP: tuple[tuple[str, StoppingRule], ...] = (
+    ("beta 0.95", BetaStopping()),
+    ("beta 0.9", BetaStopping(0.9)),
+    ("beta 0.8", BetaStopping(0.8)),
+    ("beta 0.75", BetaStopping(0.75)),
+    ("esc 5", WindowStopping()),
+    ("esc 3", WindowStopping(3)),
+    ("consensus 0.95", ConsensusStopping()),
+    ("consensus 0.6", ConsensusStopping(0.6, 3)),
+)
 
 
 def sequential_rounds(samples: Sequence[JudgedSample]) -> tuple[bool, int, float]:
@@ -125,7 +142,7 @@ def summarise(results: Path, configs: Sequence[str]) -> dict[str, Any]:
     return {"items": len(common), "results": str(results), "rows": rows}
 
 
-def replay(results: Path, config: str = FIXED) -> dict[str, Any]:
+def replay(results: Path, *, sweep: bool = False, config: str = FIXED) -> dict[str, Any]:
     """Adaptive and the old rounds replayed on the recorded fixed votes (see the docstring)."""
     fixed = sorted(_runs(results).get(config, {}).values(), key=lambda r: r.item_id)
     if not fixed:
@@ -142,14 +159,15 @@ def replay(results: Path, config: str = FIXED) -> dict[str, Any]:
             **_rate(right, len(fixed)),
         }
     }
-    live = [replay_adaptive(r.samples, BetaStopping()) for r in fixed]
-    rows["adaptive (replayed)"] = {
-        "completion_tokens": sum(p.tokens for p in live),
-        "tokens_ratio": sum(p.tokens for p in live) / base_tokens,
-        "wall_s": sum(p.steps for p in live),
-        "wall_ratio": sum(p.steps for p in live) / base_steps,
-        **_rate(sum(p.decision.correct for p in live), len(fixed)),
-    }
+    for name, rule in SWEEP if sweep else SWEEP[:1]:
+        live = [replay_adaptive(r.samples, rule) for r in fixed]
+        rows[f"adaptive {name} (replayed)"] = {
+            "completion_tokens": sum(p.tokens for p in live),
+            "tokens_ratio": sum(p.tokens for p in live) / base_tokens,
+            "wall_s": sum(p.steps for p in live),
+            "wall_ratio": sum(p.steps for p in live) / base_steps,
+            **_rate(sum(p.decision.correct for p in live), len(fixed)),
+        }
     rounds = [sequential_rounds(r.samples) for r in fixed]
     steps = sum(
         share * max(s.tokens for s in r.samples)
@@ -193,9 +211,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--prune", action="store_true", help="also run adaptive with pruning")
     parser.add_argument("--report-only", action="store_true", help="report the existing results")
     parser.add_argument("--replay", type=Path, help="replay on a results file; no engine")
+    parser.add_argument("--sweep", action="store_true", help="with --replay: more rules")
     options = parser.parse_args(argv)
     if options.replay is not None:
-        print(table(replay(options.replay)))
+        print(table(replay(options.replay, sweep=options.sweep)))
         return 0
     names = [FIXED, ADAPTIVE] + ([PRUNED] if options.prune else [])
     results = options.out / "results.jsonl"
