@@ -168,6 +168,27 @@ class Settings(BaseSettings):
         description="Wall-clock judging time one request may spend in all; formulas left past "
         "it are kept as text (judge: timeout).",
     )
+    # Verified voting (server.runtime.verifier): code candidates run in a sandbox, one child
+    # process each, started from worker processes of their own pool.
+    verify_workers: int = Field(
+        2, ge=1, le=64, description="Worker processes that run code candidates in the sandbox."
+    )
+    verify_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=120,
+        description="The largest wall-clock limit a request may give a code candidate "
+        "(verify.timeout_s); its CPU-time limit is the same, rounded up.",
+    )
+    verify_memory_mb: int = Field(
+        256, ge=32, le=65536, description="Address space of a code candidate (RLIMIT_AS)."
+    )
+    verify_file_mb: int = Field(
+        16, ge=1, le=4096, description="Largest file, and all files, a code candidate may write."
+    )
+    verify_processes: int = Field(
+        16, ge=1, le=4096, description="Processes a code candidate may run at once (RLIMIT_NPROC)."
+    )
     cors_origins: ListSetting = Field(
         default_factory=list, description="Browser origins allowed by CORS (default: CORS off)."
     )
