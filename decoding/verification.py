@@ -114,9 +114,8 @@ def verified_vote(
     ]
     verified = sum(1 for check in checks if check.verified)
     if not passing:
-        return VerifiedResult(
-            _none_passed(result, min_agreement), tuple(checks), verified, _winner(result, checks)
-        )
+        kept = _none_passed(result, min_agreement)
+        return VerifiedResult(kept, tuple(checks), verified, _winner(kept, checks))
     ballots = [
         Ballot(record.index, _canonical(record, check, keys), record.mean_logprob)
         for record, check in passing

@@ -88,13 +88,14 @@ def _command(isolated: bool) -> list[str]:
 def run_candidate(code: str, suite: CodeSuite, limits: SandboxLimits) -> Check:
     """Run ``code`` against ``suite`` in the sandbox; the check says what passed and what not."""
     isolated = isolation() == "namespaces"
+    uid = 1_000_000 + os.getpid()  # one candidate per worker at a time: a user of its own
     job = {
         "code": code,
         "tests": list(suite.tests),
         "entry_point": suite.entry_point,
         "test_file": suite.test_file,
         "probes": [list(p) for p in suite.probes],
-        "uid": 1_000_000 + os.getpid(),  # one candidate per worker at a time: a user of its own
+        "uid": uid,
         "limits": {
             "cpu_s": limits.cpu_s,
             "memory_mb": limits.memory_mb,
@@ -117,7 +118,25 @@ def run_candidate(code: str, suite: CodeSuite, limits: SandboxLimits) -> Check:
     except BrokenPipeError:
         pass
     output, timed_out = _read(proc, min(limits.timeout_s, suite.timeout_s), limits.output_kb)
+    _wait_gone(uid)
     return _verdict(_events(output), proc.returncode, timed_out)
+
+
+def _wait_gone(uid: int, within_s: float = 5.0) -> None:
+    """Wait until no process of the run's user is left: the kernel kills a dead namespace's
+    processes after its init is gone, not before ``unshare`` is reaped."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if not any(_owner(entry) == uid for entry in Path("/proc").iterdir()):
+            return
+        time.sleep(0.005)
+
+
+def _owner(entry: Path) -> int | None:
+    try:
+        return entry.stat().st_uid if entry.name.isdigit() else None
+    except OSError:
+        return None
 
 
 def _read(proc: subprocess.Popen[bytes], timeout_s: float, cap_kb: int) -> tuple[bytes, bool]:

@@ -85,6 +85,9 @@ def _limit(limits: dict[str, Any]) -> None:
         (resource.RLIMIT_NOFILE, (64, 64)),
         (resource.RLIMIT_CORE, (0, 0)),
     ):
+        hard = resource.getrlimit(name)[1]  # inherited; raising it needs CAP_SYS_RESOURCE
+        if hard != resource.RLIM_INFINITY:
+            value = (min(value[0], hard), min(value[1], hard))
         resource.setrlimit(name, value)
 
 

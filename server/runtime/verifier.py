@@ -24,13 +24,16 @@ from server.runtime.sandbox import SandboxLimits, run_candidate
 from server.runtime.settings import Settings
 
 WORKER_MARGIN_S = 5.0  # past the candidate's wall clock: starting and killing its sandbox
-WORKER_MEMORY_MB = 128  # a worker only starts the sandbox and reads its report
+# A worker only starts the sandbox and reads its report; but its children inherit its
+# address-space cap, which only CAP_SYS_RESOURCE may raise: it must exceed the candidates'.
+WORKER_MEMORY_MARGIN_MB = 64
 
 
 def code_runner(settings: Settings) -> JudgePool:
     """The pool whose workers run code candidates (each in a sandboxed child)."""
+    memory_mb = settings.verify_memory_mb + WORKER_MEMORY_MARGIN_MB
     return JudgePool(
-        settings.verify_workers, settings.verify_timeout_s + WORKER_MARGIN_S, WORKER_MEMORY_MB
+        settings.verify_workers, settings.verify_timeout_s + WORKER_MARGIN_S, memory_mb
     )
 
 
