@@ -78,6 +78,8 @@ class Check:
 
 
 UNCHECKED = Check(None, "skipped", "no answer to verify")
+# What a re-vote changes in a result, by the names ``ConsistencyResult`` and ``VoteResult`` share.
+_VOTE_FIELDS = ("agreement", "votes", "parsed", "abstained", "abstain_code", "abstain_reason")
 
 
 @runtime_checkable
@@ -125,18 +127,14 @@ def verified_vote(
     records = tuple(r if r.index in voting else replace(r, voted=False) for r in result.samples)
     winner = None if outcome.abstained else outcome.winner_index
     chosen = None if winner is None else next(r for r in records if r.index == winner)
+    same = {name: getattr(outcome, name) for name in _VOTE_FIELDS}
     updated = replace(
         result,
+        **same,
         answer=None if chosen is None else chosen.canonical,
         text=None if chosen is None else chosen.text,
         winner_index=winner,
-        agreement=outcome.agreement,
-        votes=outcome.votes,
         samples=records,
-        parsed=outcome.parsed,
-        abstained=outcome.abstained,
-        abstain_code=outcome.abstain_code,
-        abstain_reason=outcome.abstain_reason,
         truncated=chosen is not None and chosen.finish_reason == "length",
     )
     return VerifiedResult(updated, tuple(checks), verified, _winner(updated, checks))

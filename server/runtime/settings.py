@@ -55,6 +55,16 @@ def loopback_host(data: dict[str, Any]) -> bool:
     return is_loopback(str(data.get("host", "")))
 
 
+_HELP = {
+    "verify_workers": "Worker processes that run code candidates in the sandbox.",
+    "verify_timeout_s": "The largest wall-clock limit a request may give a code candidate "
+    "(verify.timeout_s); its CPU-time limit is the same, rounded up.",
+    "verify_memory_mb": "Address space of a code candidate (RLIMIT_AS).",
+    "verify_file_mb": "Largest file, and all files together, a code candidate may write.",
+    "verify_processes": "Processes a code candidate's user may run at once (RLIMIT_NPROC).",
+}
+
+
 class Settings(BaseSettings):
     """How a Quorum server is started; see ``quorum serve --help``."""
 
@@ -170,25 +180,11 @@ class Settings(BaseSettings):
     )
     # Verified voting (server.runtime.verifier): code candidates run in a sandbox, one child
     # process each, started from worker processes of their own pool.
-    verify_workers: int = Field(
-        2, ge=1, le=64, description="Worker processes that run code candidates in the sandbox."
-    )
-    verify_timeout_s: float = Field(
-        10.0,
-        gt=0,
-        le=120,
-        description="The largest wall-clock limit a request may give a code candidate "
-        "(verify.timeout_s); its CPU-time limit is the same, rounded up.",
-    )
-    verify_memory_mb: int = Field(
-        256, ge=32, le=65536, description="Address space of a code candidate (RLIMIT_AS)."
-    )
-    verify_file_mb: int = Field(
-        16, ge=1, le=4096, description="Largest file, and all files, a code candidate may write."
-    )
-    verify_processes: int = Field(
-        16, ge=1, le=4096, description="Processes a code candidate may run at once (RLIMIT_NPROC)."
-    )
+    verify_workers: int = Field(2, ge=1, le=64, description=_HELP["verify_workers"])
+    verify_timeout_s: float = Field(10.0, gt=0, le=120, description=_HELP["verify_timeout_s"])
+    verify_memory_mb: int = Field(256, ge=32, le=65536, description=_HELP["verify_memory_mb"])
+    verify_file_mb: int = Field(16, ge=1, le=4096, description=_HELP["verify_file_mb"])
+    verify_processes: int = Field(16, ge=1, le=4096, description=_HELP["verify_processes"])
     cors_origins: ListSetting = Field(
         default_factory=list, description="Browser origins allowed by CORS (default: CORS off)."
     )
