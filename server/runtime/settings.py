@@ -62,6 +62,8 @@ _HELP = {
     "verify_memory_mb": "Address space of a code candidate (RLIMIT_AS).",
     "verify_file_mb": "Largest file, and all files together, a code candidate may write.",
     "verify_processes": "Processes a code candidate's user may run at once (RLIMIT_NPROC).",
+    "verify_budget_s": "Wall-clock time one request's checks may take in all; candidates not "
+    "checked by then are reported unverified (null) and do not vote.",
 }
 
 
@@ -185,6 +187,7 @@ class Settings(BaseSettings):
     verify_memory_mb: int = Field(256, ge=32, le=65536, description=_HELP["verify_memory_mb"])
     verify_file_mb: int = Field(16, ge=1, le=4096, description=_HELP["verify_file_mb"])
     verify_processes: int = Field(16, ge=1, le=4096, description=_HELP["verify_processes"])
+    verify_budget_s: float = Field(60.0, gt=0, le=3600, description=_HELP["verify_budget_s"])
     cors_origins: ListSetting = Field(
         default_factory=list, description="Browser origins allowed by CORS (default: CORS off)."
     )

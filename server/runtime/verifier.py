@@ -48,6 +48,13 @@ def sandbox_limits(settings: Settings, timeout_s: float) -> SandboxLimits:
     )
 
 
+OVER_BUDGET = Check(None, "timeout", "not checked within the request's verification budget")
+
+
+def _outcome(task: asyncio.Future[Check]) -> Check:
+    return OVER_BUDGET if task.cancelled() else task.result()
+
+
 class SandboxVerifier:
     """Checks code in sandboxed children run by ``runner``, formulas with ``judge``."""
 
@@ -57,10 +64,16 @@ class SandboxVerifier:
         self._settings = settings
 
     async def check(self, spec: VerifySpec, answers: Sequence[str | None]) -> list[Check]:
-        """One check per answer, run in parallel (bounded by the pools' workers)."""
+        """One check per answer, run in parallel (bounded by the pools' workers) within the
+        request's budget; checks still running past it are stopped (their workers killed)."""
         distinct = sorted({a for a in answers if a is not None})
-        checks = await asyncio.gather(*(self._one(spec, answer) for answer in distinct))
-        found = dict(zip(distinct, checks, strict=True))
+        tasks = [asyncio.ensure_future(self._one(spec, answer)) for answer in distinct]
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=self._settings.verify_budget_s)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        found = {answer: _outcome(task) for answer, task in zip(distinct, tasks, strict=True)}
         return [UNCHECKED if a is None else found[a] for a in answers]
 
     async def _one(self, spec: VerifySpec, answer: str) -> Check:

@@ -4,6 +4,7 @@ and hostile candidates contained while the server keeps serving."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +154,16 @@ def _sandbox_running() -> bool:
     return False
 
 
+async def _sandboxes_end() -> bool:
+    """Whether every sandbox process ends: a killed worker's sandbox dies with it, but the
+    kernel ends a dead namespace's processes asynchronously, so this polls (bounded)."""
+    for _ in range(2000):
+        if not await asyncio.to_thread(_sandbox_running):
+            return True
+        await asyncio.sleep(0.005)  # polling a condition, not timing
+    return False
+
+
 async def test_hostile_candidates_are_contained_while_the_server_serves(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -187,4 +198,39 @@ async def test_hostile_candidates_are_contained_while_the_server_serves(
     assert result["winner_verified"] is True and result["votes"][0]["count"] == 3
     assert result["answer"] in (CODE["right"], CODE["read_env"], CODE["kill_parent"])
     assert not await asyncio.to_thread(Path("/work/quorum-escape").exists)
-    assert await asyncio.to_thread(_sandbox_running) is False
+    assert await _sandboxes_end()
+
+
+async def test_checks_past_the_budget_are_stopped_and_do_not_vote(settings: Settings) -> None:
+    tight = settings.model_copy(update={"verify_budget_s": 0.5})
+    async with serving(tight, scripted(["loop", "right"])) as running:
+        result = (await running.http.post("/v1/precise", json=body(2))).json()
+    loop = result["samples"][0]
+    assert (loop["verified"], loop["voted"]) == (None, False)
+    assert loop["verify_reason"] == "not checked within the request's verification budget"
+    assert result["winner_verified"] is True and result["answer"] == CODE["right"]
+    assert await _sandboxes_end()
+
+
+async def test_streamed_answer_carries_the_verification(settings: Settings) -> None:
+    async with serving(settings, scripted(["wrong", "right"])) as running:
+        response = await running.http.post("/v1/precise", json=body(2, stream=True))
+    events = [line[6:] for line in response.text.splitlines() if line.startswith("data: {")]
+    answer = json.loads(events[-1])
+    assert answer["object"] == "precise.answer"
+    assert [s["verified"] for s in answer["samples"]] == [False, True]
+    assert answer["winner_verified"] is True
+
+
+async def test_a_client_that_leaves_stops_its_candidates(settings: Settings) -> None:
+    async with serving(settings, scripted(["loop"])) as running:
+        request = asyncio.ensure_future(
+            running.http.post("/v1/precise", json=body(1, verify={"timeout_s": 10}))
+        )
+        while not await asyncio.to_thread(_sandbox_running):
+            assert not request.done()
+            await asyncio.sleep(0.005)  # polling a condition, not timing
+        request.cancel()
+        await asyncio.gather(request, return_exceptions=True)
+        assert await _sandboxes_end()
+        assert (await running.http.get("/health")).status_code == 200
