@@ -45,6 +45,7 @@ _SIGNALS: dict[int, tuple[CheckStatus, str]] = {
     signal.SIGKILL: ("error", "killed (by itself, or out of memory)"),
     signal.SIGSEGV: ("error", "crashed (segmentation fault)"),
 }
+_DONE = b'{"event": "done"}'
 _LIMIT_ERRORS = {"MemoryError": "memory limit", "BlockingIOError": "process limit"}
 
 
@@ -159,6 +160,8 @@ def _read(proc: subprocess.Popen[bytes], timeout_s: float, cap_kb: int) -> tuple
                 break
             chunks.append(chunk)
             size += len(chunk)
+            if _DONE in chunk:  # a child it left may hold the pipe open: it is killed below
+                break
     _kill(proc)
     proc.stdout.close()
     return b"".join(chunks), timed_out

@@ -135,13 +135,20 @@ class _Run:
     def emit(self, **event: Any) -> None:
         os.write(self.fd, (json.dumps(event) + "\n").encode())
 
-    def test(self, name: str, namespace: dict[str, Any], job: dict[str, Any], case: Any) -> None:
+    def test(
+        self,
+        name: str,
+        namespace: dict[str, Any],
+        job: dict[str, Any],
+        case: Any,
+        shared: bool = False,
+    ) -> None:
         """Run one test; its event carries the output's digest (what behaviour groups compare)."""
         self.emit(event="start", test=name)
         error, shown, digest = None, "", "pass"
         try:
-            if isinstance(case, str):
-                exec(compile(case, name, "exec"), dict(namespace))
+            if isinstance(case, str):  # in a copy of the namespace, or (shared) in it
+                exec(compile(case, name, "exec"), namespace if shared else dict(namespace))
             elif callable(case):
                 case()
             else:
@@ -154,6 +161,19 @@ class _Run:
             digest = "raised:" + type(exc).__name__
         ok = error is None
         self.emit(event="test", test=name, ok=ok, error=error, output=shown, digest=digest)
+
+
+def _test_file(job: dict[str, Any], namespace: dict[str, Any], out: _Run) -> None:
+    """The test module: its body is one test, then each ``test*`` function, then a
+    HumanEval-style ``check(candidate)`` when it defines one and there is an entry point."""
+    suite: dict[str, Any] = dict(namespace)
+    out.test("test_file", suite, job, job["test_file"], shared=True)
+    for name, fn in list(suite.items()):
+        if name.startswith("test") and callable(fn) and name not in namespace:
+            out.test(name, namespace, job, fn)
+    check, entry = suite.get("check"), job.get("entry_point")
+    if callable(check) and "check" not in namespace and entry in namespace:
+        out.test("check", namespace, job, lambda: check(namespace[entry]))
 
 
 def _run(job: dict[str, Any], out: _Run) -> None:
@@ -171,15 +191,7 @@ def _run(job: dict[str, Any], out: _Run) -> None:
         name = case.get("name") if isinstance(case, dict) else None
         out.test(name or f"test_{index}", namespace, job, case)
     if job.get("test_file"):
-        suite: dict[str, Any] = dict(namespace)
-        try:
-            exec(compile(job["test_file"], "test_solution.py", "exec"), suite)
-        except BaseException as exc:
-            out.emit(event="test", test="test_file", ok=False, error=_describe(exc), output="")
-        else:
-            for name, fn in list(suite.items()):
-                if name.startswith("test") and callable(fn) and name not in namespace:
-                    out.test(name, namespace, job, fn)
+        _test_file(job, namespace, out)
     for args in job.get("probes") or []:
         try:
             _, digest = _output(namespace[job["entry_point"]](*args))

@@ -151,3 +151,39 @@ def test_probes_group_by_behaviour() -> None:
     double = run_candidate("def f(x):\n    return x + x\n", suite, LIMITS)
     assert square.verified and also_square.verified and double.verified
     assert square.behaviour == also_square.behaviour != double.behaviour
+
+
+@pytest.mark.parametrize(
+    ("test_file", "code", "verified", "reason"),
+    [
+        ("assert add(1, 2) == 3\n", "def add(a, b):\n    return a + b\n", True, "passed 1 tests"),
+        ("assert add(1, 2) == 3\n", "def add(a, b):\n    return 0\n", False, "test_file: Asser"),
+        (
+            "def test_small():\n    assert add(2, 2) == 4\n\ndef test_neg():\n"
+            "    assert add(-1, 1) == 0\n",
+            "def add(a, b):\n    return a * b\n",
+            False,
+            "test_neg: AssertionError",
+        ),
+        (  # HumanEval's shape: check(candidate) is called with the entry point
+            "def check(candidate):\n    assert candidate(2, 3) == 5\n",
+            "def add(a, b):\n    return a + b\n",
+            True,
+            "passed 2 tests",
+        ),
+        ("def check(candidate):\n    assert candidate(2, 3) == 5\n", "add = max\n", False, "check"),
+    ],
+)
+def test_a_test_file_runs_its_body_its_test_functions_and_check(
+    test_file: str, code: str, verified: bool, reason: str
+) -> None:
+    suite = CodeSuite(test_file=test_file, entry_point="add")
+    check = run_candidate(code, suite, LIMITS)
+    assert check.verified is verified, check
+    assert (check.reason or "").startswith(reason), check
+
+
+def test_a_child_left_behind_does_not_hold_the_report_open() -> None:
+    body = "if os.fork() == 0:\n    time.sleep(3600)\nreturn 'ok'"
+    verified, status, reason = _run(body)
+    assert (verified, status) == (True, "passed"), reason
