@@ -30,6 +30,7 @@ import selectors
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,7 +89,14 @@ def _command(isolated: bool) -> list[str]:
 
 def run_candidate(code: str, suite: CodeSuite, limits: SandboxLimits) -> Check:
     """Run ``code`` against ``suite`` in the sandbox; the check says what passed and what not."""
-    isolated = isolation() == "namespaces"
+    if isolation() == "namespaces":
+        return _run(code, suite, limits, None)  # its work directory is a tmpfs of its own
+    with tempfile.TemporaryDirectory(prefix="quorum-sandbox-", ignore_cleanup_errors=True) as work:
+        return _run(code, suite, limits, work)
+
+
+def _run(code: str, suite: CodeSuite, limits: SandboxLimits, workdir: str | None) -> Check:
+    isolated = workdir is None
     uid = 1_000_000 + os.getpid()  # one candidate per worker at a time: a user of its own
     job = {
         "code": code,
@@ -97,6 +105,7 @@ def run_candidate(code: str, suite: CodeSuite, limits: SandboxLimits) -> Check:
         "test_file": suite.test_file,
         "probes": [list(p) for p in suite.probes],
         "uid": uid,
+        "workdir": workdir,
         "limits": {
             "cpu_s": limits.cpu_s,
             "memory_mb": limits.memory_mb,

@@ -204,12 +204,8 @@ def main() -> None:
     """Set the sandbox up as root, drop, run the job, report."""
     job = json.loads(sys.stdin.buffer.read())
     limits = job["limits"]
-    if "--isolated" in sys.argv:
-        workdir = _isolate(limits)
-    else:
-        import tempfile
-
-        workdir = tempfile.mkdtemp(prefix="quorum-sandbox-")
+    # Without namespaces the parent makes the work directory, and removes it after the run.
+    workdir = _isolate(limits) if "--isolated" in sys.argv else job["workdir"]
     with open(os.path.join(workdir, "solution.py"), "w") as source:
         source.write(job["code"])
     os.chdir(workdir)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from decoding.verification import CodeSuite
+from server.runtime import sandbox
 from server.runtime.judge_pool import JudgePool
 from server.runtime.sandbox import SandboxLimits, isolation, run_candidate
 
@@ -187,3 +189,21 @@ def test_a_child_left_behind_does_not_hold_the_report_open() -> None:
     body = "if os.fork() == 0:\n    time.sleep(3600)\nreturn 'ok'"
     verified, status, reason = _run(body)
     assert (verified, status) == (True, "passed"), reason
+
+
+def test_without_namespaces_the_limits_still_hold_and_nothing_is_left(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sandbox, "isolation", lambda: "none")
+    before = set(Path(tempfile.gettempdir()).glob("quorum-sandbox-*"))
+
+    # (only modules the harness loaded before dropping root: the interpreter's home may be
+    # closed to the sandbox user, and without a mount namespace nothing opens it)
+    def status(body: str) -> str:
+        code = "import os\n\ndef f():\n" + "".join(f"    {line}\n" for line in body.splitlines())
+        return run_candidate(code, SUITE, LIMITS).status
+
+    assert status("return 'ok'") == "passed"
+    assert status("while True:\n    os.fork()") == "limit"
+    assert status("x = bytearray(2**33)") == "limit"
+    assert set(Path(tempfile.gettempdir()).glob("quorum-sandbox-*")) == before
