@@ -234,3 +234,32 @@ async def test_a_client_that_leaves_stops_its_candidates(settings: Settings) -> 
         await asyncio.gather(request, return_exceptions=True)
         assert await _sandboxes_end()
         assert (await running.http.get("/health")).status_code == 200
+
+
+EQUATION = {"equation": "x^2 - 5x + 6 = 0"}
+SUBSTITUTE = {"substitute": {"x": 3}, "expected": "7"}
+
+
+@pytest.mark.parametrize(
+    ("verify", "answers", "verified", "count"),
+    [
+        (EQUATION, ["4", "4", "3", "\\frac{6}{2}"], [False, False, True, True], 2),
+        (SUBSTITUTE, ["2x+2", "2x+2", "2x+1"], [False, False, True], 1),
+    ],
+)
+async def test_maths_candidates_are_checked_by_equation_or_substitution(
+    settings: Settings, verify: dict[str, Any], answers: list[str], verified: list[bool], count: int
+) -> None:
+    def script(prompt: Prompt, spec: SamplingSpec, index: int) -> str:
+        return f"The answer is ${answers[index]}$."
+
+    engine = ScriptedEngine(script=script, max_model_len=512)
+    request = {"messages": QUESTION, "samples": len(answers), "seed": 1, "verify": verify}
+    async with serving(settings, engine) as running:
+        result = (await running.http.post("/v1/precise", json=request)).json()
+    assert [s["verified"] for s in result["samples"]] == verified, result["samples"]
+    assert (result["winner_verified"], result["verified_samples"]) == (True, count)
+    assert [(v["count"], v["samples"]) for v in result["votes"]] == [
+        (count, [i for i, ok in enumerate(verified) if ok])
+    ]
+    assert result["samples"][0]["verify_reason"]
