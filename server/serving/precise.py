@@ -67,7 +67,7 @@ async def run(
     verdicts = [sample.judge for sample in result.samples]
     observe_precise(result.samples_used, result.agreement, result.abstained, verdicts)
     proof = evidence(result, plan, engine)
-    return result, proof if checked is None else annotate(proof, checked)
+    return result, proof if checked is None else annotate(proof, checked, plan)
 
 
 def _consistency(plan: Plan) -> ConsistencyPlan:

@@ -8,6 +8,8 @@ judge), re-votes, and counts the outcomes in ``/metrics``; ``annotate`` puts eac
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from decoding.self_consistency import ConsistencyResult
 from decoding.verification import VerifiedResult, Verifier, verified_vote
 from server.runtime.metrics import observe_verified
@@ -26,14 +28,18 @@ async def verify(result: ConsistencyResult, plan: Plan, verifier: Verifier) -> V
     return outcome
 
 
-def annotate(proof: Evidence, outcome: VerifiedResult) -> Evidence:
-    """The evidence with every sample's verification and the top-level counts."""
+def annotate(proof: Evidence, outcome: VerifiedResult, plan: Plan) -> Evidence:
+    """The evidence with every sample's verification, the top-level counts, and the checks in
+    the receipt's plan (so that it still replays the request)."""
     samples = [
         sample.model_copy(update={"verified": check.verified, "verify_reason": check.reason})
         for sample, check in zip(proof.samples, outcome.checks, strict=True)
     ]
+    checks = {} if plan.verify is None else {"verify": asdict(plan.verify)}
+    receipt = proof.receipt.model_copy(update={"plan": {**proof.receipt.plan, **checks}})
     return proof.model_copy(
         update={
+            "receipt": receipt,
             "samples": samples,
             "verified_samples": outcome.verified,
             "winner_verified": outcome.winner_verified,

@@ -77,6 +77,7 @@ async def test_passing_candidates_outvote_a_wrong_majority(settings: Settings) -
     flags = [(s["verified"], s["voted"]) for s in result["samples"]]
     assert flags == [(False, False)] * 3 + [(True, True)] * 2
     assert result["samples"][0]["verify_reason"] == "small: expected 3, got -1"
+    assert result["receipt"]["plan"]["verify"]["tests"] == [{**TESTS[0], "kwargs": {}}, TESTS[1]]
     assert 'quorum_precise_verified_total{outcome="failed"} 3.0' in metrics
     assert 'quorum_precise_verified_total{outcome="passed"} 2.0' in metrics
 
