@@ -12,8 +12,13 @@ import pytest
 
 from decoding.engine import Prompt, SamplingSpec
 from server.engines.scripted import ScriptedEngine
+from server.runtime.sandbox import isolation
 from server.runtime.settings import Settings
 from tests.inprocess import MODEL, serving
+
+needs_namespaces = pytest.mark.skipif(
+    isolation() != "namespaces", reason="this platform gives no namespaces to the sandbox"
+)
 
 QUESTION = [{"role": "user", "content": "Write add(a, b)."}]
 TESTS = [{"name": "small", "args": [1, 2], "expected": 3}, "assert add(-1, 1) == 0"]
@@ -165,6 +170,7 @@ async def _sandboxes_end() -> bool:
     return False
 
 
+@needs_namespaces
 async def test_hostile_candidates_are_contained_while_the_server_serves(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -223,6 +229,7 @@ async def test_streamed_answer_carries_the_verification(settings: Settings) -> N
     assert answer["winner_verified"] is True
 
 
+@needs_namespaces
 async def test_a_client_that_leaves_stops_its_candidates(settings: Settings) -> None:
     async with serving(settings, scripted(["loop"])) as running:
         request = asyncio.ensure_future(
