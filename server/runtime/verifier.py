@@ -18,7 +18,14 @@ from collections.abc import Sequence
 
 from decoding.judge import Judge, JudgeFailed
 from decoding.math_check import check_math
-from decoding.verification import UNCHECKED, Check, CodeSuite, MathCheck, VerifySpec
+from decoding.verification import (
+    UNCHECKED,
+    Check,
+    CheckStatus,
+    CodeSuite,
+    MathCheck,
+    VerifySpec,
+)
 from server.runtime.judge_pool import JudgePool
 from server.runtime.sandbox import SandboxLimits, run_candidate
 from server.runtime.settings import Settings
@@ -80,8 +87,11 @@ class SandboxVerifier:
         if isinstance(spec, MathCheck):
             try:
                 return await self._judge.run(check_math, answer, spec)
-            except JudgeFailed as exc:
-                return Check(False, "limit" if exc.reason != "error" else "error", str(exc))
+            except JudgeFailed as exc:  # a formula past the judge's bounds fails its check
+                if exc.reason == "error":
+                    return Check(None, "error", f"the check could not be made: {exc}")
+                status: CheckStatus = "timeout" if exc.reason == "timeout" else "limit"
+                return Check(False, status, f"checking it met a bound: {exc}")
         return await self._code(spec, answer)
 
     async def _code(self, suite: CodeSuite, code: str) -> Check:
