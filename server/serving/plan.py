@@ -24,8 +24,10 @@ from decoding.engine import ChatPrompt, Prompt, SamplingSpec, TextPrompt
 from decoding.instruction import with_answer_instruction
 from decoding.self_consistency import ConsistencyPlan
 from decoding.stopping import BetaStopping, StoppingRule, WindowStopping
+from decoding.verification import VerifySpec
 from server.errors import InvalidRequest, ModelNotFound
 from server.runtime.settings import Settings
+from server.serving.verify_plan import verify_spec
 from server.wire.chat import ChatCompletionRequest, ChatMessage, ChatRequest, CreativeRequest
 from server.wire.common import SamplingFields
 from server.wire.completions import COMPLETIONS_DEFAULT_MAX_TOKENS, CompletionRequest
@@ -53,6 +55,7 @@ class Plan:
     stream: bool = False
     include_usage: bool = False
     echo: bool = False
+    verify: VerifySpec | None = None  # precise mode: check candidates before they vote
 
     @property
     def prompt(self) -> Prompt:
@@ -257,6 +260,7 @@ def _precise_plan(body: RequestBody, settings: Settings) -> Plan:
         consistency,
         stream=bool(body.stream),
         include_usage=_include_usage(body),
+        verify=verify_spec(options, settings),
     )
 
 
