@@ -43,6 +43,15 @@ from decoding.stopping import (
     beta_confidence_exact,
 )
 from decoding.symbolic import warm_up
+from decoding.verification import (
+    Check,
+    CodeSuite,
+    MathCheck,
+    VerifiedResult,
+    Verifier,
+    VerifySpec,
+    verified_vote,
+)
 from decoding.voting import AbstainCode, Ballot, VoteGroup, VoteResult, vote
 
 __all__ = [
@@ -55,6 +64,8 @@ __all__ = [
     "BudgetReason",
     "Canonical",
     "ChatPrompt",
+    "Check",
+    "CodeSuite",
     "ConsistencyPlan",
     "ConsistencyResult",
     "Engine",
@@ -67,6 +78,7 @@ __all__ = [
     "JudgeFailed",
     "Judged",
     "ManagedEngine",
+    "MathCheck",
     "ProgressHook",
     "Prompt",
     "RoundProgress",
@@ -79,6 +91,9 @@ __all__ = [
     "TokenLogprob",
     "TooLarge",
     "Verdict",
+    "VerifiedResult",
+    "Verifier",
+    "VerifySpec",
     "VoteGroup",
     "VoteResult",
     "WindowStopping",
@@ -89,6 +104,7 @@ __all__ = [
     "extract_answer",
     "fold",
     "self_consistency",
+    "verified_vote",
     "vote",
     "warm_up",
 ]

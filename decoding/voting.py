@@ -21,7 +21,7 @@ from typing import Literal
 
 from decoding.equivalence import Canonical
 
-AbstainCode = Literal["no_answer", "low_agreement"]
+AbstainCode = Literal["no_answer", "low_agreement", "unverified"]
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
     quorum eval items [--check]                      regenerate the committed item files
     quorum eval run --url URL | --in-process [...]   ask every (item, config) pair, resumably
-    quorum eval report RESULTS... --out DIR          offline analysis: JSON, Markdown, plots
+    quorum eval report RESULTS... --out DIR [--shared]  offline analysis: JSON, Markdown, plots
     quorum eval [all] [run options] [--out DIR]      run into DIR/results.jsonl, then report DIR
 
 Without ``--url`` a run starts the real app with the in-process vLLM engine (``--model DIR``,
@@ -72,6 +72,11 @@ def _parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="offline analysis of results files")
     report.add_argument("results", type=Path, nargs="+")
     report.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    report.add_argument(
+        "--shared",
+        action="store_true",
+        help="only the items every config answered (paired comparisons of partial runs)",
+    )
     both = sub.add_parser("all", help="run into OUT/results.jsonl, then report into OUT")
     _run_options(both)
     both.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -90,7 +95,7 @@ def main(argv: list[str]) -> int:
     if options.command == "run":
         return _run(options, options.results)
     if options.command == "report":
-        return _report(options.results, options.out, command)
+        return _report(options.results, options.out, command, shared=options.shared)
     results = options.out / RESULTS_NAME
     code = _run(options, results)
     return code or _report([results], options.out, command)
@@ -159,12 +164,12 @@ def _run(options: argparse.Namespace, results_path: Path) -> int:
         return 2
 
 
-def _report(results: list[Path], out: Path, command: list[str]) -> int:
+def _report(results: list[Path], out: Path, command: list[str], *, shared: bool = False) -> int:
     from evaluation.report import write_report
 
     # decoding parses formulas with math-verify's alarms off (it has its own bounds) and
     # math-verify logs a warning for each such parse.
     logging.getLogger("math_verify").setLevel(logging.ERROR)
-    markdown = write_report(results, out, command=command)
+    markdown = write_report(results, out, command=command, shared=shared)
     print(markdown)
     return 0

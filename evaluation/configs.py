@@ -6,6 +6,7 @@ A config is written on the command line as shell-like ``key=value`` words, or as
     vote                                    samples=16 temperature=0.7
     "samples=16 temperature=0.7 suffix='End with: The answer is <answer>.' name=n16-instr"
     "samples=8 extra.min_agreement=0.5"     extra.KEY=VALUE is sent as a request field
+    "samples=8 verify=true name=n8-verified" code items: candidates run the item's tests first
 
 Values are JSON when they parse as JSON, else strings. Sample i of a request gets seed
 ``seed + i``, so the first N samples of a 16-sample run are an N-sample run (decoding's seed
@@ -26,6 +27,7 @@ DEFAULT_SAMPLES = 16
 DEFAULT_TEMPERATURE = 0.7
 DEFAULT_MAX_TOKENS = 256
 DEFAULT_SEED = 1000
+VERIFY_TIMEOUT_S = 5.0
 FORMATS = ("auto", "number", "math", "choice", "text", "json", "code")
 KIND_FORMAT = {"number": "auto", "choice": "choice", "code": "code"}
 
@@ -42,6 +44,7 @@ class RunConfig:
     answer_format: str | None = None
     suffix: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    verify: bool = False  # verified voting: a code item's tests go in the request's ``verify``
 
     def __post_init__(self) -> None:
         if self.samples < 1:
@@ -80,6 +83,9 @@ class RunConfig:
         }
         if not self.greedy:
             body["temperature"] = self.temperature
+        if self.verify and item.kind == "code":
+            tests, entry = item.metadata["tests"], item.metadata["entry_point"]
+            body["verify"] = {"tests": tests, "entry_point": entry, "timeout_s": VERIFY_TIMEOUT_S}
         body.update(self.extra)
         return body
 
@@ -104,6 +110,8 @@ def default_name(config: RunConfig) -> str:
         parts.append("sfx" + _digest(config.suffix))
     if config.extra:
         parts.append("x" + _digest(json.dumps(config.extra, sort_keys=True)))
+    if config.verify:
+        parts.append("verified")
     return "-".join(parts)
 
 
@@ -136,6 +144,8 @@ def parse_config(spec: str) -> RunConfig:
             fields[key] = int(raw)
         elif key == "temperature":
             fields[key] = float(raw)
+        elif key == "verify":
+            fields[key] = bool(_value(raw))
         else:
             raise ValueError(f"unknown config key {key!r} in {spec!r}")
     name = fields.pop("name", None)

@@ -111,9 +111,19 @@ def receipts(runs: Runs) -> list[dict[str, Any]]:
     return list(seen.values())
 
 
-def build_report(paths: Sequence[Path], command: Sequence[str]) -> dict[str, Any]:
-    """The whole analysis as one JSON-ready dict."""
+def shared_items(runs: Runs) -> Runs:
+    """Only the items every config answered, so each comparison is paired on the same items."""
+    common = set.intersection(*(set(by_item) for by_item in runs.values())) if runs else set()
+    return {c: {i: r for i, r in by_item.items() if i in common} for c, by_item in runs.items()}
+
+
+def build_report(
+    paths: Sequence[Path], command: Sequence[str], *, shared: bool = False
+) -> dict[str, Any]:
+    """The whole analysis as one JSON-ready dict (``shared``: on the common items only)."""
     runs, errors = load_runs(paths)
+    if shared:
+        runs = shared_items(runs)
     sets = {item: run.set for by_item in runs.values() for item, run in by_item.items()}
     systems, notes = build_systems(runs)
     greedy = greedy_config(runs)
@@ -131,6 +141,7 @@ def build_report(paths: Sequence[Path], command: Sequence[str]) -> dict[str, Any
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "git_commit": git_commit(),
         "results_files": [str(p) for p in paths],
+        "shared_items_only": shared,
         "receipts": receipts(runs),
         "items": {"total": len(sets), "by_set": _count(sets.values())},
         "configs": {c: config_costs(runs.get(c, {}), errors.get(c, 0)) for c in {**runs, **errors}},
@@ -231,12 +242,14 @@ def markdown(report: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(paths: Sequence[Path], out: Path, *, command: Sequence[str]) -> str:
+def write_report(
+    paths: Sequence[Path], out: Path, *, command: Sequence[str], shared: bool = False
+) -> str:
     """Write report.json, report.md and the plots into ``out``; return the Markdown."""
     from evaluation.plots import write_plots
 
     out.mkdir(parents=True, exist_ok=True)
-    report = build_report(paths, command)
+    report = build_report(paths, command, shared=shared)
     report["plots"] = write_plots(report, out)
     (out / REPORT_JSON).write_text(json.dumps(report, indent=2) + "\n")
     text = markdown(report)

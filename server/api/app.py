@@ -1,7 +1,8 @@
 """``create_app(settings, engine)``: the FastAPI app, its lifespan, layers and routes.
 
 The lifespan owns the process's resources: the judge pool (worker processes that judge answers
-in bounds) starts before the engine and the server is ready only once both are up; at shutdown
+in bounds) and the code runner (workers that run code candidates in a sandbox) start before
+the engine and the server is ready only once both are up; at shutdown
 the engine stops, then every judge worker is killed.
 """
 
@@ -28,6 +29,7 @@ from server.runtime.judge_pool import answer_judge
 from server.runtime.lifecycle import Lifecycle, watch_engine
 from server.runtime.metrics import Metrics
 from server.runtime.settings import Settings
+from server.runtime.verifier import SandboxVerifier, code_runner
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,11 @@ def create_app(settings: Settings, engine: ManagedEngine) -> FastAPI:
     """Build the app around an engine; the lifespan starts and stops it."""
     lifecycle = Lifecycle()
     judge = answer_judge(settings)
-    server_state = ServerState(settings, engine, lifecycle, judge, created=int(time.time()))
+    runner = code_runner(settings)  # verified voting's code candidates, each in a sandbox
+    verifier = SandboxVerifier(runner, judge, settings)
+    server_state = ServerState(
+        settings, engine, lifecycle, judge, created=int(time.time()), verifier=verifier
+    )
     registry = Metrics()
     admission = Admission(settings.max_inflight_samples)
 
@@ -44,6 +50,7 @@ def create_app(settings: Settings, engine: ManagedEngine) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
         lifecycle.start()  # before the engine: a SIGTERM during its start must hold
         await judge.start()
+        await runner.start()
         try:
             await engine.start()
             lifecycle.ready = True
@@ -56,6 +63,7 @@ def create_app(settings: Settings, engine: ManagedEngine) -> FastAPI:
                 lifecycle.draining = True
                 await engine.stop()
         finally:
+            await runner.stop()  # kills every sandbox still running
             await judge.stop()  # kills whatever judging is still running
 
     app = QuorumAPI(

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 
 from decoding.engine import ManagedEngine
 from decoding.judge import Judge
+from decoding.verification import Verifier
 from server.errors import EngineUnavailable
 from server.runtime.lifecycle import Lifecycle
 from server.runtime.settings import Settings
@@ -17,13 +18,14 @@ from server.runtime.settings import Settings
 @dataclass
 class ServerState:
     """The app's live state: settings, the engine, its lifecycle, the judge that bounds answer
-    judging, and when it was created."""
+    judging, the verifier that checks candidates (verified voting), and when it was created."""
 
     settings: Settings
     engine: ManagedEngine
     lifecycle: Lifecycle
     judge: Judge
     created: int = 0
+    verifier: Verifier | None = None
 
 
 def state(request: Request) -> ServerState:

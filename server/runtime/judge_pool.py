@@ -1,7 +1,9 @@
-"""Worker processes that run work on untrusted input within hard bounds: judging answers now.
+"""Worker processes that run work on untrusted input within hard bounds: judging answers, and
+starting code candidates' sandboxes.
 
 ``JudgePool`` implements ``decoding.judge.Judge`` for any pure, picklable callable (formula
-judgements today; candidate code for verified voting later): ``await pool.run(fn, *args)``.
+judgements; code candidates, each run by a worker in a sandboxed child of its own, by
+``server.runtime.verifier``'s second pool): ``await pool.run(fn, *args)``.
 
 - **Clean workers.** Workers come from the ``forkserver`` start method: forked from a small
   server process started fresh (it never held an engine), which imports the ``preload`` modules

@@ -43,6 +43,8 @@ HELP = {
     "quorum_precise_abstentions": "Precise-mode requests that abstained.",
     "quorum_judge_fallbacks": "Answers kept as text because judging them met a bound, by "
     "reason (timeout, too_large, error).",
+    "quorum_precise_verified": "Precise-mode candidates checked by verify, by outcome (passed, "
+    "failed, timeout, limit, error, skipped).",
 }
 ROUTE_MODE = ("route", "mode")
 
@@ -68,6 +70,7 @@ class Metrics:
         self.precise_agreement = self._histogram("quorum_precise_agreement", AGREEMENT_BUCKETS)
         self.precise_abstentions = self._family(Counter, "quorum_precise_abstentions")
         self.judge_fallbacks = self._family(Counter, "quorum_judge_fallbacks", ("reason",))
+        self.verified = self._family(Counter, "quorum_precise_verified", ("outcome",))
 
     def _family(self, kind: type[_M], name: str, labels: Sequence[str] = ()) -> _M:
         """A counter or gauge family on this registry, with its help text from ``HELP``."""
@@ -110,6 +113,11 @@ class Metrics:
             if verdict in ("timeout", "too_large", "error"):
                 self.judge_fallbacks.labels(verdict).inc()
 
+    def observe_verified(self, outcomes: Iterable[str]) -> None:
+        """Count each candidate's verification outcome."""
+        for outcome in outcomes:
+            self.verified.labels(outcome).inc()
+
     def render(self) -> bytes:
         """The registry in Prometheus' text format."""
         return generate_latest(self.registry)
@@ -129,3 +137,10 @@ def observe_precise(
     metrics = CURRENT.get()
     if metrics is not None:
         metrics.observe_precise(samples_used, agreement, abstained, verdicts)
+
+
+def observe_verified(outcomes: Iterable[str]) -> None:
+    """Count verification outcomes on the metrics of the app serving this request."""
+    metrics = CURRENT.get()
+    if metrics is not None:
+        metrics.observe_verified(outcomes)

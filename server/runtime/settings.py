@@ -55,6 +55,18 @@ def loopback_host(data: dict[str, Any]) -> bool:
     return is_loopback(str(data.get("host", "")))
 
 
+_HELP = {
+    "verify_workers": "Worker processes that run code candidates in the sandbox.",
+    "verify_timeout_s": "The largest wall-clock limit a request may give a code candidate "
+    "(verify.timeout_s); its CPU-time limit is the same, rounded up.",
+    "verify_memory_mb": "Address space of a code candidate (RLIMIT_AS).",
+    "verify_file_mb": "Largest file, and all files together, a code candidate may write.",
+    "verify_processes": "Processes a code candidate's user may run at once (RLIMIT_NPROC).",
+    "verify_budget_s": "Wall-clock time one request's checks may take in all; candidates not "
+    "checked by then are reported unverified (null) and do not vote.",
+}
+
+
 class Settings(BaseSettings):
     """How a Quorum server is started; see ``quorum serve --help``."""
 
@@ -168,6 +180,14 @@ class Settings(BaseSettings):
         description="Wall-clock judging time one request may spend in all; formulas left past "
         "it are kept as text (judge: timeout).",
     )
+    # Verified voting (server.runtime.verifier): code candidates run in a sandbox, one child
+    # process each, started from worker processes of their own pool.
+    verify_workers: int = Field(2, ge=1, le=64, description=_HELP["verify_workers"])
+    verify_timeout_s: float = Field(10.0, gt=0, le=120, description=_HELP["verify_timeout_s"])
+    verify_memory_mb: int = Field(256, ge=32, le=65536, description=_HELP["verify_memory_mb"])
+    verify_file_mb: int = Field(16, ge=1, le=4096, description=_HELP["verify_file_mb"])
+    verify_processes: int = Field(16, ge=1, le=4096, description=_HELP["verify_processes"])
+    verify_budget_s: float = Field(60.0, gt=0, le=3600, description=_HELP["verify_budget_s"])
     cors_origins: ListSetting = Field(
         default_factory=list, description="Browser origins allowed by CORS (default: CORS off)."
     )

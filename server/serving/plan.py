@@ -25,8 +25,10 @@ from decoding.engine import ChatPrompt, Prompt, SamplingSpec, TextPrompt
 from decoding.instruction import with_answer_instruction
 from decoding.pruning import PruneSpec
 from decoding.stopping import BetaStopping, ConsensusStopping, StoppingRule, WindowStopping
+from decoding.verification import VerifySpec
 from server.errors import InvalidRequest, ModelNotFound
 from server.runtime.settings import Settings
+from server.serving.verify_plan import verify_spec
 from server.wire.chat import ChatCompletionRequest, ChatMessage, ChatRequest, CreativeRequest
 from server.wire.common import SamplingFields
 from server.wire.completions import COMPLETIONS_DEFAULT_MAX_TOKENS, CompletionRequest
@@ -59,6 +61,7 @@ class Plan:
     stream: bool = False
     include_usage: bool = False
     echo: bool = False
+    verify: VerifySpec | None = None  # precise mode: check candidates before they vote
 
     @property
     def prompt(self) -> Prompt:
@@ -263,6 +266,7 @@ def _precise_plan(body: RequestBody, settings: Settings) -> Plan:
         consistency,
         stream=bool(body.stream),
         include_usage=_include_usage(body),
+        verify=verify_spec(options, settings),
     )
 
 

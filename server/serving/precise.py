@@ -25,11 +25,13 @@ from decoding import (
     engine_spec,
     self_consistency,
 )
+from decoding.verification import Verifier
 from server import __version__
 from server.runtime.metrics import observe_precise
 from server.serving import sse
 from server.serving.plan import Plan
 from server.serving.shapes import Chunks, new_id, whole
+from server.serving.verified import annotate, verify
 from server.wire.chat import (
     ChatChoice,
     ChatCompletion,
@@ -54,16 +56,25 @@ Rendered = PreciseAnswer | ChatCompletion | Completion
 
 
 async def run(
-    engine: Engine, plan: Plan, judge: Judge | None = None, on_round: ProgressHook | None = None
+    engine: Engine,
+    plan: Plan,
+    judge: Judge | None = None,
+    on_round: ProgressHook | None = None,
+    verifier: Verifier | None = None,
 ) -> Outcome:
-    """Sample, extract, judge, vote; the raw result and its wire evidence."""
+    """Sample, extract, judge, (verify,) vote; the raw result and its wire evidence."""
     consistency = _consistency(plan)
     result = await self_consistency(
         engine, plan.prompt, plan.spec, consistency, judge=judge, on_round=on_round
     )
+    checked = None
+    if plan.verify is not None and verifier is not None:
+        checked = await verify(result, plan, verifier)
+        result = checked.result
     verdicts = [sample.judge for sample in result.samples]
     observe_precise(result.samples_used, result.agreement, result.abstained, verdicts)
-    return result, evidence(result, plan, engine)
+    proof = evidence(result, plan, engine)
+    return result, proof if checked is None else annotate(proof, checked, plan)
 
 
 def _consistency(plan: Plan) -> ConsistencyPlan:
@@ -184,16 +195,20 @@ def render(outcome: Outcome, plan: Plan, engine: Engine) -> Rendered:
     )
 
 
-async def complete(engine: Engine, plan: Plan, judge: Judge | None = None) -> Rendered:
+async def complete(
+    engine: Engine, plan: Plan, judge: Judge | None = None, verifier: Verifier | None = None
+) -> Rendered:
     """A precise request answered whole."""
-    return render(await run(engine, plan, judge), plan, engine)
+    return render(await run(engine, plan, judge, verifier=verifier), plan, engine)
 
 
-def stream(engine: Engine, plan: Plan, judge: Judge | None = None) -> AsyncIterator[str]:
+def stream(
+    engine: Engine, plan: Plan, judge: Judge | None = None, verifier: Verifier | None = None
+) -> AsyncIterator[str]:
     """A precise request answered as SSE: progress while sampling, then the answer."""
 
     def start(hook: ProgressHook) -> Awaitable[Outcome]:
-        return run(engine, plan, judge, hook)
+        return run(engine, plan, judge, hook, verifier)
 
     items = with_progress(start, _consistency(plan).samples)
     if plan.surface == "chat":

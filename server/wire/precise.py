@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from server.wire.chat import ChatMessage
 from server.wire.common import STRICT_REQUEST, SamplingFields, Usage
+from server.wire.verify import VerifyOptions
 
 AnswerFormatName = Literal["auto", "number", "math", "choice", "text", "json", "code"]
 JudgeVerdict = Literal["ok", "timeout", "too_large", "error"]
@@ -123,6 +124,11 @@ class PreciseOptions(BaseModel):
         description="Append 'End with: The answer is <answer>.' to the last user message, so "
         "extraction reads a marked answer instead of guessing.",
     )
+    verify: VerifyOptions | None = Field(
+        None,
+        description="Check candidates before they vote: code against tests in a sandbox, or a "
+        "formula by substitution or an equation; failing candidates do not vote.",
+    )
 
 
 class PreciseRequest(PreciseOptions, SamplingFields):
@@ -195,6 +201,10 @@ class SampleOut(BaseModel):
         "null: it ran to its end.",
     )
     greedy: bool = Field(False, description="The greedy vote's sample (temperature 0).")
+    verified: bool | None = Field(
+        None, description="With verify: whether it passed (null: not checked or not checkable)."
+    )
+    verify_reason: str | None = Field(None, description="Why it passed or failed verification.")
 
 
 class PruningOut(BaseModel):
@@ -248,6 +258,8 @@ class Evidence(BaseModel):
     truncated: bool = Field(
         False, description="The answer comes from a sample cut by max_tokens (its best reading)."
     )
+    verified_samples: int | None = Field(None, description="With verify: samples that passed.")
+    winner_verified: bool | None = Field(None, description="With verify: the answer passed.")
     receipt: Receipt
 
 

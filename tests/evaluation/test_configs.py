@@ -83,3 +83,27 @@ def test_request_bodies() -> None:
     assert "temperature" not in greedy
     assert greedy["answer_format"] == "choice"
     assert RunConfig("n", answer_format="number").request(CHOICE)["answer_format"] == "number"
+
+
+CODE = Item(
+    "code-0000",
+    "code",
+    "dev",
+    "Write add(a, b).",
+    "def add(a, b):\n    return a + b\n",
+    "code",
+    {"entry_point": "add", "tests": ["assert add(2, 3) == 5"]},
+)
+
+
+def test_a_verified_config_sends_a_code_items_tests_and_only_those() -> None:
+    config = parse_config("samples=8 verify=true")
+    assert config.verify and config.name == "n8-t0.7-verified"
+    body = config.request(CODE)
+    assert body["verify"] == {
+        "tests": ["assert add(2, 3) == 5"],
+        "entry_point": "add",
+        "timeout_s": 5.0,
+    }
+    assert "verify" not in config.request(ITEM)
+    assert "verify" not in parse_config("samples=8").request(CODE)

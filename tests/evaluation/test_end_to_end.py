@@ -156,3 +156,23 @@ def test_run_against_an_absent_server_fails_clearly(
     )
     assert code == 2
     assert "not ready" in capsys.readouterr().err
+
+
+def test_shared_report_pairs_partial_runs_on_their_common_items(
+    results: Path, tmp_path: Path
+) -> None:
+    """A config stopped part-way is compared with the others only on the items it reached."""
+    partial = tmp_path / "partial.jsonl"
+    records = [r for r in read_records(results) if r["config"]["name"] == "v8"]
+    kept = {r["item"]["id"] for r in records[:3]}
+    greedy_only = [r for r in read_records(results) if r["config"]["name"] == "greedy"]
+    partial.write_text(
+        "".join(json.dumps(r) + "\n" for r in greedy_only + records[:3]),
+    )
+    out = tmp_path / "shared"
+    assert main(["report", str(partial), "--out", str(out), "--shared"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["shared_items_only"] is True
+    assert report["systems"]["greedy"]["accuracy"]["n"] == len(kept)
+    assert report["systems"]["greedy"]["accuracy"]["k"] == len(kept & GREEDY_RIGHT)
+    assert report["comparisons"][0]["items"] == len(kept)

@@ -47,7 +47,8 @@ async def answer(
         mode: Mode = resolve_mode(body.model, settings.model_name)
     else:
         mode = route_mode(route, body.model, settings.model_name)
-    return respond(await serve(plan(body, mode, settings), engine, current.judge))
+    the_plan = plan(body, mode, settings)
+    return respond(await serve(the_plan, engine, current.judge, current.verifier))
 
 
 @router.post(

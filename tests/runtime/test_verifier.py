@@ -1,0 +1,58 @@
+"""The server's verifier: formula checks in the judge (its bounds become failed checks), one
+check per distinct answer, nothing to check for a missing answer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from decoding.judge import Failure, InProcessJudge, JudgeFailed
+from decoding.verification import UNCHECKED, MathCheck
+from server.runtime.verifier import SandboxVerifier, code_runner
+from tests.inprocess import make_settings
+
+_T = TypeVar("_T")
+EQUATION = MathCheck(equation="x^2 = 4")
+
+
+class CountingJudge(InProcessJudge):
+    """Runs judgements in a thread, counting them; or fails them all with ``failure``."""
+
+    def __init__(self, failure: Failure | None = None) -> None:
+        super().__init__()
+        self.calls: list[tuple[Any, ...]] = []
+        self.failure = failure
+
+    async def run(self, fn: Callable[..., _T], /, *args: Any) -> _T:
+        self.calls.append(args)
+        if self.failure is not None:
+            raise JudgeFailed(self.failure, "as told")
+        return await super().run(fn, *args)
+
+
+def _verifier(tmp_path: Path, judge: CountingJudge) -> SandboxVerifier:
+    settings = make_settings(tmp_path)
+    return SandboxVerifier(code_runner(settings), judge, settings)
+
+
+async def test_each_distinct_answer_is_checked_once(tmp_path: Path) -> None:
+    judge = CountingJudge()
+    checks = await _verifier(tmp_path, judge).check(EQUATION, ["2", None, "3", "2", "-2"])
+    assert [c.verified for c in checks] == [True, None, False, True, True]
+    assert checks[1] == UNCHECKED
+    assert sorted(args[0] for args in judge.calls) == ["-2", "2", "3"]
+
+
+@pytest.mark.parametrize(
+    ("failure", "verified", "status"),
+    [("timeout", False, "timeout"), ("too_large", False, "limit"), ("error", None, "error")],
+)
+async def test_a_check_past_the_judges_bounds(
+    tmp_path: Path, failure: Failure, verified: bool | None, status: str
+) -> None:
+    (check,) = await _verifier(tmp_path, CountingJudge(failure)).check(EQUATION, ["2"])
+    assert (check.verified, check.status) == (verified, status)
+    assert check.reason and failure in check.reason
