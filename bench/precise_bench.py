@@ -19,10 +19,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from decoding.consistency import ConsistencyPlan
 from decoding.engine import ChatPrompt, SamplingSpec, collect
 from decoding.extraction import extract_answer
 from decoding.normalizer import AnswerNormalizer
-from decoding.self_consistency import ConsistencyPlan, self_consistency
+from decoding.self_consistency import self_consistency
 from decoding.voting import Ballot, vote
 from server.engines.factory import model_folder
 from server.engines.vllm_engine import VllmEngine

@@ -3,6 +3,14 @@
 Knows nothing of HTTP or vLLM; imports only the standard library and math-verify.
 """
 
+from decoding.consistency import (
+    BudgetReason,
+    ConsistencyPlan,
+    ConsistencyResult,
+    ProgressHook,
+    RoundProgress,
+    SampleRecord,
+)
 from decoding.engine import (
     ChatPrompt,
     Engine,
@@ -26,16 +34,7 @@ from decoding.samples import (
     TokenLogprob,
     fold,
 )
-from decoding.self_consistency import (
-    BudgetReason,
-    ConsistencyPlan,
-    ConsistencyResult,
-    ProgressHook,
-    RoundProgress,
-    SampleRecord,
-    engine_spec,
-    self_consistency,
-)
+from decoding.self_consistency import engine_spec, self_consistency
 from decoding.stopping import (
     BetaStopping,
     StoppingRule,

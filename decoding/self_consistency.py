@@ -1,17 +1,27 @@
-"""Precise mode: sample, extract, normalise, vote; optionally adaptively and within a budget.
+"""Precise mode: sample, extract, normalise, vote; adaptively, pruned and within a budget.
 
 - ``samples == 1``: one greedy engine request (temperature 0, n=1).
 - ``samples == N > 1``: ONE engine request with ``n=N`` at the caller's temperature and seed, so the
   prompt's KV cache is shared.
-- ``adaptive``: rounds of one engine request each, sized by the stopping rule (Beta: 2, 2, 4, 8,
-  ...; ESC: one window), until the rule stops or N samples were drawn. Round r asks for
-  ``seed + samples_so_far``, so sample g always gets the derived seed ``seed + g`` (vLLM gives
-  sample i of an ``n``-request seeded s the seed s + i); adaptive and one-shot runs with the same
-  seed thus draw the same samples. A None seed stays None.
-- Budget: ``max_total_tokens`` (completion tokens over all rounds; the request then streams so it
-  can be cut mid-generation) and ``deadline_ms`` (wall clock from the call). On expiry the engine
-  request is aborted (its iterator closed), unfinished samples are marked ``abort`` and left out,
-  and the vote runs on what finished, with ``budget_exhausted`` set.
+- ``adaptive`` or ``prune``: all N samples start at once, each its own engine request (``n=1``, the
+  prompt shared through the engine's prefix cache) so that each can be stopped alone
+  (``decoding.fanout``). Sample i is seeded ``seed + i``, the seed vLLM gives child i of an
+  ``n``-request seeded ``seed``, so both shapes draw the same samples; a None seed stays None.
+  Each sample is judged as soon as it finishes, and after every finish (samples finishing in
+  the same engine step are taken together) the ``Referee`` decides: with ``adaptive``, stop when
+  the stopping rule is satisfied (``consensus``) or the running samples can no longer change the
+  vote (``decided``); with ``prune`` (DeepConf online, ``decoding.pruning``), abort the samples
+  whose window confidence fell below the threshold the first finished samples calibrated. When
+  the vote stops, the running samples are aborted and the vote returns at once.
+- ``greedy_vote``: a greedy (temperature 0) sample joins the vote as one more sample, index N,
+  its own engine request started with the others.
+- Budget: ``max_total_tokens`` (completion tokens over all samples; requests then stream so they
+  can be cut mid-generation) and ``deadline_ms`` (wall clock from the call). On expiry every
+  running request is aborted, and the vote runs on what finished, with ``budget_exhausted`` set.
+
+Every sample's record says how it ended: ``stopped`` is ``pruned`` (below the confidence threshold:
+aborted, or finished before the threshold was known and left out), ``consensus`` (aborted because
+the vote was settled) or ``budget`` (aborted by the budget); None when it ran to its end.
 
 Logprobs are always requested (``logprobs=0`` unless the caller asked for more) so the tie-break
 can use mean token logprobs. Extraction, the cheap keys and voting run off the event loop (in the
@@ -29,134 +39,52 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
-from typing import Literal, TypeVar
+from typing import TypeVar
 
-from decoding.confidence import Confidence, ConfidenceSpec, token_confidence, trace_confidence
+from decoding.confidence import Confidence, token_confidence, trace_confidence
+from decoding.consistency import (
+    BudgetReason,
+    ConsistencyPlan,
+    ConsistencyResult,
+    RoundProgress,
+    SampleRecord,
+    SampleStop,
+)
 from decoding.engine import Engine, Prompt, SamplingSpec
-from decoding.equivalence import ANSWER_FORMATS, AnswerFormat
 from decoding.extraction import extract_answer
-from decoding.judge import InProcessJudge, Judge, Verdict
+from decoding.fanout import Arrival, Fanout, Lane
+from decoding.judge import InProcessJudge, Judge
 from decoding.normalizer import AnswerNormalizer, Judged
-from decoding.samples import FinishReason, Sample
-from decoding.stopping import BetaStopping, StoppingRule
-from decoding.voting import AbstainCode, Ballot, VoteGroup, VoteResult, vote
-from decoding.weighting import DEFAULT_CISC_TEMPERATURE, WEIGHTINGS, Weighting, weigh
+from decoding.pruning import ConfidenceGate
+from decoding.referee import Referee
+from decoding.referee import Verdict as StopReason
+from decoding.samples import Sample
+from decoding.voting import Ballot, VoteResult, vote
+from decoding.weighting import weigh
 
-BudgetReason = Literal["deadline", "max_total_tokens"]
-TruncatedVotes = Literal["marked", "any"]
 _T = TypeVar("_T")
 
 
-@dataclass(frozen=True)
-class ConsistencyPlan:
-    """How precise mode samples and decides: sample cap, format, abstention, adaptivity, budget."""
-
-    samples: int = 1
-    answer_format: AnswerFormat = "auto"
-    min_agreement: float = 0.0
-    adaptive: bool = False
-    stopping: StoppingRule = field(default_factory=BetaStopping)
-    max_total_tokens: int | None = None
-    deadline_ms: float | None = None
-    confidence: ConfidenceSpec = field(default_factory=ConfidenceSpec)
-    weighting: Weighting = "majority"
-    keep_top: float = 1.0
-    cisc_temperature: float = DEFAULT_CISC_TEMPERATURE
-    truncated_votes: TruncatedVotes = "marked"
-
-    def __post_init__(self) -> None:
-        if self.weighting not in WEIGHTINGS:
-            raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
-        if not 0.0 < self.keep_top <= 1.0:
-            raise ValueError(f"keep_top must be in (0, 1], got {self.keep_top}")
-        if self.cisc_temperature <= 0:
-            raise ValueError(f"cisc_temperature must be > 0, got {self.cisc_temperature}")
-        if self.samples < 1:
-            raise ValueError(f"samples must be >= 1, got {self.samples}")
-        if self.answer_format not in ANSWER_FORMATS:
-            raise ValueError(
-                f"answer_format must be one of {ANSWER_FORMATS}, got {self.answer_format!r}"
-            )
-        if not 0.0 <= self.min_agreement <= 1.0:
-            raise ValueError(f"min_agreement must be in [0, 1], got {self.min_agreement}")
-        if self.max_total_tokens is not None and self.max_total_tokens < 1:
-            raise ValueError(f"max_total_tokens must be >= 1, got {self.max_total_tokens}")
-        if self.deadline_ms is not None and self.deadline_ms <= 0:
-            raise ValueError(f"deadline_ms must be > 0, got {self.deadline_ms}")
-
-
-@dataclass(frozen=True)
-class SampleRecord:
-    """One sample as the response reports it: text, extracted and canonical answer, provenance."""
-
-    index: int
-    text: str
-    answer: str | None
-    canonical: str | None
-    finish_reason: FinishReason | None
-    seed: int | None
-    mean_logprob: float | None
-    token_count: int
-    voted: bool
-    judge: Verdict | None = None  # how judging its answer went; None: no answer to judge
-    confidence: Confidence | None = None
-    token_confidences: tuple[float, ...] | None = None
-
-
-@dataclass(frozen=True)
-class ConsistencyResult:
-    """All a precise-mode response needs; ``answer``, ``text``, ``winner_index`` None on abstain."""
-
-    answer: str | None
-    text: str | None
-    winner_index: int | None
-    agreement: float
-    votes: tuple[VoteGroup, ...]
-    samples: tuple[SampleRecord, ...]
-    samples_used: int
-    parsed: int
-    unparsed: int
-    abstained: bool
-    abstain_code: AbstainCode | None
-    abstain_reason: str | None
-    stopped_early: bool
-    budget_exhausted: bool
-    budget_reason: BudgetReason | None
-    prompt_tokens: int
-    completion_tokens: int
-    engine_requests: int
-    truncated: bool = False  # the winning sample was cut by max_tokens
-
-
-@dataclass(frozen=True)
-class RoundProgress:
-    """What is known after each engine round: for honest progress reports while sampling."""
-
-    round: int
-    samples_drawn: int
-    samples_cap: int
-    tallies: dict[str, int]
-    unparsed: int
-
-
-ProgressHook = Callable[[RoundProgress], None]
-
-
 @dataclass
-class _Round:
-    samples: list[Sample]
-    prompt_tokens: int
-    cut: BudgetReason | None
+class _Run:
+    """One request's state: its samples as they stream, their answers, who decides."""
 
-
-@dataclass
-class _State:
-    records: list[SampleRecord] = field(default_factory=list)
-    ballots: list[Ballot] = field(default_factory=list)
+    plan: ConsistencyPlan
+    lanes: list[Lane]
+    referee: Referee
+    samples: dict[int, Sample] = field(default_factory=dict)
+    judged: dict[int, tuple[str | None, Judged | None]] = field(default_factory=dict)
+    stopped: dict[int, SampleStop] = field(default_factory=dict)
     prompt_tokens: int = 0
-    spent: int = 0  # completion tokens
-    engine_requests: int = 0
+    reports: int = 0
+    settled: set[int] = field(default_factory=set)  # reported to the progress hook
     budget_reason: BudgetReason | None = None
+    stop_reason: StopReason | None = None
+
+    @property
+    def spent(self) -> int:
+        """Completion tokens generated so far, over all samples."""
+        return sum(s.token_count for s in self.samples.values())
 
 
 async def self_consistency(
@@ -167,56 +95,45 @@ async def self_consistency(
     *,
     judge: Judge | None = None,
     executor: Executor | None = None,
-    on_round: ProgressHook | None = None,
+    on_round: Callable[[RoundProgress], None] | None = None,
 ) -> ConsistencyResult:
     """Run precise mode over ``engine`` and return the vote with all of its evidence;
     ``judge`` bounds formula judging (default: in this process, unbounded: trusted input only);
-    ``on_round`` hears the running tally after every engine round."""
+    ``on_round`` hears the running tally after every settled sample."""
     loop = asyncio.get_running_loop()
     deadline = None if plan.deadline_ms is None else loop.time() + plan.deadline_ms / 1000
-    judge = InProcessJudge(executor) if judge is None else judge
-    normalizer = AnswerNormalizer(plan.answer_format, judge)
-    base = engine_spec(spec, plan)
-    stream = plan.max_total_tokens is not None
-    state = _State()
-    stopped_early = False
-    while len(state.records) < plan.samples:
-        if (reason := _spent(state, plan, deadline, loop.time())) is not None:
-            state.budget_reason = reason
-            break
-        drawn, remaining = len(state.records), plan.samples - len(state.records)
-        size = plan.stopping.next_round(drawn, remaining) if plan.adaptive else remaining
-        seed = None if spec.seed is None else spec.seed + drawn
-        room = None if plan.max_total_tokens is None else plan.max_total_tokens - state.spent
-        request = replace(base, n=max(1, min(size, remaining)), seed=seed)
-        state.engine_requests += 1
-        done = await _run_round(
-            engine, prompt, request, stream=stream, deadline=deadline, room=room
-        )
-        state.prompt_tokens = done.prompt_tokens or state.prompt_tokens
-        state.spent += sum(s.token_count for s in done.samples)
-        any_cut = plan.samples == 1 or plan.truncated_votes == "any"
-        answers, formulas = await _off_loop(executor, _extract, done.samples, normalizer, any_cut)
-        await normalizer.judge(formulas)
-        for sample, answer in zip(done.samples, answers, strict=True):
-            judged = None if answer is None else normalizer.judged(answer)
-            _record(state, sample, drawn, seed, answer, judged, plan.confidence)
-        if on_round is not None:
-            on_round(_progress(state, plan))
-        if done.cut is not None:
-            state.budget_reason = done.cut
-            break
-        more_allowed = len(state.records) < plan.samples
-        if plan.adaptive and more_allowed and _rule_stops(plan.stopping, state):
-            stopped_early = True
-            break
-    records, ballots = _vote_inputs(state, plan)
+    normalizer = AnswerNormalizer(plan.answer_format, judge or InProcessJudge(executor))
+    run = _start(spec, plan)
+    stream = plan.fan_out or plan.max_total_tokens is not None  # samples counted as they go
+    async with Fanout(engine, prompt, run.lanes, stream=stream) as fan:
+        while fan.open:
+            try:
+                arrivals = await fan.arrivals(deadline)
+            except TimeoutError:
+                run.budget_reason = "deadline"
+                break
+            finished, pruned = _absorb(run, arrivals)
+            await fan.abort(_lanes_of(run, pruned))
+            for index in pruned:  # a warm-up sample that already ended keeps its ending
+                if run.samples[index].finish_reason is None:
+                    run.samples[index].finish_reason = "abort"
+            await _judge(run, finished, normalizer, executor)
+            _report(run, finished + pruned, on_round)
+            if _over_budget(run) and run.referee.running:
+                run.budget_reason = "max_total_tokens"
+                break
+            if plan.adaptive and (verdict := run.referee.verdict()) is not None:
+                run.stop_reason = verdict
+                break
+        engine_requests = fan.started
+    weighed = plan.weighting, plan.keep_top, plan.cisc_temperature
+    ballots = weigh(_close(run), _confidences(run), *weighed)
     result = await _off_loop(executor, vote, ballots, min_agreement=plan.min_agreement)
-    return _result(state, records, result, stopped_early)
+    return _result(run, result, engine_requests, {b.index for b in ballots})
 
 
 def engine_spec(spec: SamplingSpec, plan: ConsistencyPlan) -> SamplingSpec:
-    """The sampling every round starts from: greedy for one sample, and logprobs always on
+    """The sampling every request starts from: greedy for one sample, and logprobs always on
     (the sampled tokens' at least, for the tie-break; the top-k the confidence spec asks for);
     receipts report this spec."""
     logprobs = max(spec.logprobs or 0, plan.confidence.top_k)
@@ -224,42 +141,88 @@ def engine_spec(spec: SamplingSpec, plan: ConsistencyPlan) -> SamplingSpec:
     return replace(base, temperature=0.0) if plan.samples == 1 else base
 
 
-async def _run_round(
-    engine: Engine,
-    prompt: Prompt,
-    spec: SamplingSpec,
-    *,
-    stream: bool,
-    deadline: float | None,
-    room: int | None,
-) -> _Round:
-    """One engine request, aborted at the deadline or once ``room`` tokens were generated."""
-    samples = [Sample(index=i) for i in range(spec.n)]
-    done = _Round(samples, 0, None)
-    iterator = engine.generate(prompt, spec, stream=stream)
-    timeout = asyncio.timeout_at(deadline)
-    try:
-        async with timeout:
-            async for chunk in iterator:
-                done.prompt_tokens = chunk.prompt_tokens
-                for delta in chunk.deltas:
-                    samples[delta.index].add(delta)
-                used = sum(s.token_count for s in samples)
-                unfinished = any(s.finish_reason is None for s in samples)
-                if room is not None and used >= room and unfinished:
-                    done.cut = "max_total_tokens"
-                    break
-    except TimeoutError:
-        if not timeout.expired():
-            raise
-        done.cut = "deadline"
-    finally:
-        await iterator.aclose()
-    if done.cut is not None:
-        for sample in samples:
-            if sample.finish_reason is None:
-                sample.finish_reason = "abort"
-    return done
+def lanes_of(spec: SamplingSpec, plan: ConsistencyPlan) -> list[Lane]:
+    """The engine requests of a vote: one of ``n=N``, or N of ``n=1`` seeded ``seed + i`` when
+    samples must stop alone; and the greedy vote's, last."""
+    base = engine_spec(spec, plan)
+    if not plan.fan_out:
+        lanes = [Lane(0, replace(base, n=plan.samples))]
+    else:
+        lanes = [
+            Lane(i, replace(base, n=1, seed=None if spec.seed is None else spec.seed + i))
+            for i in range(plan.samples)
+        ]
+    if plan.greedy_vote:
+        lanes.append(Lane(plan.samples, replace(base, n=1, temperature=0.0, seed=None)))
+    return lanes
+
+
+def _start(spec: SamplingSpec, plan: ConsistencyPlan) -> _Run:
+    lanes = lanes_of(spec, plan)
+    gate = None if plan.prune is None else ConfidenceGate(plan.prune, plan.confidence.window)
+    indices = [i for lane in lanes for i in lane.indices]
+    # Counting votes tells when the running samples cannot change the winner; a weighted or
+    # filtered vote can still turn, so only the stopping rule may stop it.
+    counted = plan.weighting == "majority" and plan.keep_top == 1.0
+    referee = Referee(
+        indices,
+        stopping=plan.stopping,
+        gate=gate,
+        min_agreement=plan.min_agreement,
+        decide=counted,
+    )
+    run = _Run(plan, lanes, referee)
+    run.samples = {i: Sample(index=i) for i in indices}
+    return run
+
+
+def _absorb(run: _Run, arrivals: Sequence[Arrival]) -> tuple[list[int], list[int]]:
+    """Fold the arrived chunks into the samples; the samples that finished, and those pruned."""
+    finished: list[int] = []
+    pruned: list[int] = []
+    referee = run.referee
+    for arrival in arrivals:
+        lane, chunk = arrival.lane, arrival.chunk
+        if chunk is None:  # the request ended: its samples are over, whatever they said
+            finished += [i for i in lane.indices if i in referee.running and i not in finished]
+            continue
+        run.prompt_tokens = chunk.prompt_tokens or run.prompt_tokens
+        for delta in chunk.deltas:
+            index = lane.first + delta.index
+            run.samples[index].add(delta)
+            scores = [token_confidence(t) for t in delta.logprobs or ()]
+            if referee.tokens(index, scores):
+                pruned.append(index)
+            if delta.finish_reason is not None and index not in finished:
+                finished.append(index)
+    for index in finished:
+        pruned += [i for i in referee.finish(index) if i not in pruned]
+    for index in pruned:
+        run.stopped[index] = "pruned"
+    return finished, [i for i in pruned if i not in finished]
+
+
+def _lanes_of(run: _Run, indices: Sequence[int]) -> list[Lane]:
+    """The lanes of these samples (only ``n=1`` lanes are ever pruned)."""
+    wanted = set(indices)
+    return [lane for lane in run.lanes if wanted & set(lane.indices)]
+
+
+async def _judge(
+    run: _Run, finished: list[int], normalizer: AnswerNormalizer, executor: Executor | None
+) -> None:
+    """Extract and judge the finished samples' answers, and give the unpruned ones their vote."""
+    if not finished:
+        return
+    samples = [run.samples[i] for i in finished]
+    any_cut = run.plan.samples == 1 or run.plan.truncated_votes == "any"
+    answers, formulas = await _off_loop(executor, _extract, samples, normalizer, any_cut)
+    await normalizer.judge(formulas)
+    for sample, answer in zip(samples, answers, strict=True):
+        judged = None if answer is None else normalizer.judged(answer)
+        run.judged[sample.index] = (answer, judged)
+        if sample.finish_reason != "abort":
+            run.referee.vote(sample.index, None if judged is None else judged.canonical.key)
 
 
 def _extract(
@@ -282,71 +245,90 @@ def _extract(
     return answers, formulas
 
 
-def _record(
-    state: _State,
-    sample: Sample,
-    offset: int,
-    seed: int | None,
-    answer: str | None,
-    judged: Judged | None,
-    spec: ConfidenceSpec,
-) -> None:
-    """Keep the sample's record; finished samples also get a ballot (aborted ones do not)."""
-    index = offset + sample.index
-    canonical = None if judged is None else judged.canonical
-    voted = sample.finish_reason != "abort"
-    display = None if canonical is None else canonical.display
-    sample_seed = None if seed is None else seed + sample.index
-    lp, tokens, reason = sample.mean_logprob, sample.token_count, sample.finish_reason
-    verdict = None if judged is None else judged.verdict
-    # DeepConf's confidence needs the top-k alternatives; without them there is none to report.
+def _report(run: _Run, settled: list[int], hook: Callable[[RoundProgress], None] | None) -> None:
+    """One progress report per settled sample (voted or pruned), with the tally after it."""
+    if hook is None:
+        return
+    voters = run.referee.voters
+    for index in settled:
+        run.reports += 1
+        run.settled.add(index)
+        counted = voters[: voters.index(index) + 1] if index in voters else voters
+        keys = [run.judged[i][1] for i in counted]
+        tallies = Counter(j.canonical.display for j in keys if j is not None)
+        hook(
+            RoundProgress(
+                round=run.reports,
+                samples_drawn=len(run.settled),
+                samples_cap=len(run.samples),
+                tallies=dict(tallies.most_common()),
+                unparsed=sum(1 for j in keys if j is None),
+                sample=index,
+                pruned=run.stopped.get(index) == "pruned",
+                running=len(run.referee.running),
+            )
+        )
+
+
+def _over_budget(run: _Run) -> bool:
+    limit = run.plan.max_total_tokens
+    return limit is not None and run.spent >= limit
+
+
+def _close(run: _Run) -> list[Ballot]:
+    """Mark what never finished as aborted (and why); the ballots of the voters."""
+    why: SampleStop = "budget" if run.budget_reason is not None else "consensus"
+    for index in sorted(run.referee.running):
+        run.samples[index].finish_reason = "abort"
+        run.stopped[index] = why
+    ballots = []
+    for index in run.referee.voters:
+        _, judged = run.judged[index]
+        ballots.append(
+            Ballot(
+                index, None if judged is None else judged.canonical, run.samples[index].mean_logprob
+            )
+        )
+    return ballots
+
+
+def _record(run: _Run, index: int, voters: set[int]) -> SampleRecord:
+    """The sample's record: its answer, how it was judged, its confidence, how it ended."""
+    sample, spec = run.samples[index], run.plan.confidence
+    answer, judged = run.judged.get(index, (None, None))
+    canonical = None if judged is None else judged.canonical.display
+    lane = next(lane for lane in run.lanes if index in lane.indices)
+    seed = None if lane.spec.seed is None else lane.spec.seed + index - lane.first
     logprobs = (sample.logprobs or []) if spec.top_k > 0 else []
     keep = spec.keep_tokens and spec.top_k > 0
-    scores = tuple(round(token_confidence(t), 4) for t in logprobs) if keep else None
-    confidence = trace_confidence(logprobs, spec.window, spec.tail)
-    record = SampleRecord(
-        index,
-        sample.text,
-        answer,
-        display,
-        reason,
-        sample_seed,
-        lp,
-        tokens,
-        voted,
-        verdict,
-        confidence,
-        scores,
-    )
-    state.records.append(record)
-    if voted:
-        state.ballots.append(Ballot(index, canonical, sample.mean_logprob))
-
-
-def _progress(state: _State, plan: ConsistencyPlan) -> RoundProgress:
-    tallies = Counter(b.answer.display for b in state.ballots if b.answer is not None)
-    return RoundProgress(
-        round=state.engine_requests,
-        samples_drawn=len(state.records),
-        samples_cap=plan.samples,
-        tallies=dict(tallies.most_common()),
-        unparsed=sum(1 for b in state.ballots if b.answer is None),
+    return SampleRecord(
+        index=index,
+        text=sample.text,
+        answer=answer,
+        canonical=canonical,
+        finish_reason=sample.finish_reason,
+        seed=seed,
+        mean_logprob=sample.mean_logprob,
+        token_count=sample.token_count,
+        voted=index in voters,
+        judge=None if judged is None else judged.verdict,
+        confidence=_confidence(run, index),
+        token_confidences=tuple(round(token_confidence(t), 4) for t in logprobs) if keep else None,
+        stopped=run.stopped.get(index),
+        greedy=run.plan.greedy_vote and index == run.plan.samples,
     )
 
 
-def _rule_stops(rule: StoppingRule, state: _State) -> bool:
-    window = [None if b.answer is None else b.answer.key for b in state.ballots]
-    return rule.should_stop(Counter(k for k in window if k is not None), window)
+def _confidence(run: _Run, index: int) -> Confidence | None:
+    """DeepConf's trace confidence; it needs the top-k alternatives: None without them."""
+    spec = run.plan.confidence
+    logprobs = (run.samples[index].logprobs or []) if spec.top_k > 0 else []
+    return trace_confidence(logprobs, spec.window, spec.tail)
 
 
-def _spent(
-    state: _State, plan: ConsistencyPlan, deadline: float | None, now: float
-) -> BudgetReason | None:
-    if deadline is not None and now >= deadline:
-        return "deadline"
-    if plan.max_total_tokens is not None and state.spent >= plan.max_total_tokens:
-        return "max_total_tokens"
-    return None
+def _confidences(run: _Run) -> dict[int, Confidence | None]:
+    """Every voter's trace confidence, for the plan's vote weighting."""
+    return {i: _confidence(run, i) for i in run.referee.voters}
 
 
 async def _off_loop(
@@ -357,42 +339,36 @@ async def _off_loop(
     return await asyncio.get_running_loop().run_in_executor(executor, call)
 
 
-def _vote_inputs(state: _State, plan: ConsistencyPlan) -> tuple[list[SampleRecord], list[Ballot]]:
-    """The ballots as weighted and filtered by the plan (``decoding.weighting``), and the
-    records with ``voted`` false for the samples the confidence filter left out."""
-    confidence = {r.index: r.confidence for r in state.records}
-    ballots = weigh(state.ballots, confidence, plan.weighting, plan.keep_top, plan.cisc_temperature)
-    voting = {b.index for b in ballots}
-    records = [
-        r if r.index in voting or not r.voted else replace(r, voted=False) for r in state.records
-    ]
-    return records, ballots
-
-
 def _result(
-    state: _State, records: list[SampleRecord], outcome: VoteResult, stopped_early: bool
+    run: _Run, outcome: VoteResult, engine_requests: int, voting: set[int]
 ) -> ConsistencyResult:
+    voters = set(run.referee.voters)
+    records = tuple(_record(run, i, voting) for i in sorted(run.samples))
     winner = None if outcome.abstained else outcome.winner_index
-    chosen = None if winner is None else next(r for r in records if r.index == winner)
+    chosen = None if winner is None else run.samples[winner]
     text = None if chosen is None else chosen.text
+    gate = run.referee.gate
     return ConsistencyResult(
         answer=None if outcome.abstained else outcome.winner,
         text=text,
         winner_index=winner,
         agreement=outcome.agreement,
         votes=outcome.votes,
-        samples=tuple(records),
-        samples_used=len(state.ballots),
+        samples=records,
+        samples_used=len(voters),
         parsed=outcome.parsed,
         unparsed=outcome.unparsed,
         abstained=outcome.abstained,
         abstain_code=outcome.abstain_code,
         abstain_reason=outcome.abstain_reason,
-        stopped_early=stopped_early,
-        budget_exhausted=state.budget_reason is not None,
-        budget_reason=state.budget_reason,
-        prompt_tokens=state.prompt_tokens,
-        completion_tokens=state.spent,
-        engine_requests=state.engine_requests,
+        stopped_early=run.stop_reason is not None,
+        budget_exhausted=run.budget_reason is not None,
+        budget_reason=run.budget_reason,
+        prompt_tokens=run.prompt_tokens,
+        completion_tokens=run.spent,
+        engine_requests=engine_requests,
+        stop_reason=run.stop_reason,
+        threshold=None if gate is None else gate.threshold,
+        warmup=() if gate is None else tuple(gate.warmup),
         truncated=chosen is not None and chosen.finish_reason == "length",
     )

@@ -1,15 +1,22 @@
-"""Stopping rules for adaptive self-consistency: when have we sampled enough to trust the leader?
+"""Stopping rules for adaptive self-consistency: when do the finished samples settle the vote?
 
-A rule sees the vote counts so far (canonical key -> count, unparsed samples excluded) and the
-keys of all samples so far in sample order (None: no answer), and also chooses the size of the
-next round, since each round is one engine request of ``n`` samples.
+All samples of an adaptive request run at once; each time samples finish (and are judged), a rule
+sees the ``Standing``: the answer keys of the finished, voting samples in the order they finished
+(None: no answer), their weights (each 1 unless the samples are weighted by their confidence),
+and how many samples are still running. When it says stop, the running samples are aborted.
 
 - ``BetaStopping`` (Aggarwal et al. 2023, "Let's Sample Step by Step", Adaptive-Consistency): with
-  leader count ``a`` and runner-up count ``b``, stop when P(p_leader > p_runner_up) >= threshold,
-  i.e. P(X > 1/2) for X ~ Beta(a + 1, b + 1). Default threshold 0.95; rounds of 2, 2, 4, 8, ...
-  (unanimity stops after 4 samples: 31/32 >= 0.95).
+  leader mass ``a`` and runner-up mass ``b``, stop when P(p_leader > p_runner_up) >= threshold,
+  i.e. P(X > 1/2) for X ~ Beta(a + 1, b + 1). Default threshold 0.95 (unanimity stops after 4
+  samples: 31/32). With weights, masses are rescaled so that the mean voter weighs 1 (unit
+  weights give the counts), and the non-integer shapes use mpmath's regularised incomplete beta.
 - ``WindowStopping`` (Li et al. 2024, "Escape Sky-high Cost", ESC): stop when the last ``window``
-  samples all gave the same answer. Rounds are exactly one window, as in the paper (default 5).
+  finished samples all gave the same answer (default 5).
+- ``ConsensusStopping`` (Fu et al. 2025, DeepConf online): stop when the leader holds at least
+  ``share`` of the voting weight, once ``min_votes`` samples voted.
+
+``decided`` is no rule but a fact: when the samples still running cannot change the majority
+(nor the abstention under ``min_agreement``), waiting for them cannot change the answer.
 """
 
 from __future__ import annotations
@@ -19,14 +26,49 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Protocol, runtime_checkable
 
+import mpmath  # sympy's own dependency (math-verify needs sympy): no new package
+
+
+@dataclass(frozen=True)
+class Standing:
+    """What a stopping rule sees: finished voters' keys in finishing order, weights, running."""
+
+    keys: Sequence[str | None]
+    weights: Sequence[float] | None = None  # None: every voter weighs 1
+    running: int = 0
+
+    def __post_init__(self) -> None:
+        if self.weights is not None and len(self.weights) != len(self.keys):
+            raise ValueError("one weight per key")
+        if self.weights is not None and any(w < 0 for w in self.weights):
+            raise ValueError("weights must be non-negative")
+
+    def counts(self) -> dict[str, int]:
+        """Votes per answer key (unparsed samples excluded)."""
+        found: dict[str, int] = {}
+        for key in self.keys:
+            if key is not None:
+                found[key] = found.get(key, 0) + 1
+        return found
+
+    def masses(self) -> dict[str, float]:
+        """Weight per answer key, rescaled so the mean voter weighs 1 (= counts without weights)."""
+        if self.weights is None:
+            return {key: float(count) for key, count in self.counts().items()}
+        total = sum(self.weights)
+        scale = len(self.weights) / total if total > 0 else 0.0
+        found: dict[str, float] = {}
+        for key, weight in zip(self.keys, self.weights, strict=True):
+            if key is not None:
+                found[key] = found.get(key, 0.0) + weight * scale
+        return found
+
 
 @runtime_checkable
 class StoppingRule(Protocol):
-    """Decides after each round whether to stop, and how many samples the next round asks for."""
+    """Decides, after each finish, whether the finished samples settle the vote."""
 
-    def should_stop(self, counts: Mapping[str, int], window: Sequence[str | None]) -> bool: ...
-
-    def next_round(self, samples_so_far: int, remaining: int) -> int: ...
+    def should_stop(self, standing: Standing) -> bool: ...
 
 
 def beta_confidence_exact(a: int, b: int) -> Fraction:
@@ -46,20 +88,21 @@ def beta_confidence_exact(a: int, b: int) -> Fraction:
     return Fraction(total, 2**n)
 
 
-def beta_confidence(a: int, b: int) -> float:
-    """P(p_leader > p_runner_up) under the Beta(a + 1, b + 1) posterior, as a float."""
-    return float(beta_confidence_exact(a, b))
+def beta_confidence(a: float, b: float) -> float:
+    """P(p_leader > p_runner_up) under the Beta(a + 1, b + 1) posterior, as a float; exact for
+    integer masses, mpmath's incomplete beta for weighted ones."""
+    if a < 0 or b < 0:
+        raise ValueError(f"masses must be non-negative, got a={a}, b={b}")
+    if float(a).is_integer() and float(b).is_integer():
+        return float(beta_confidence_exact(int(a), int(b)))
+    below = mpmath.betainc(a + 1, b + 1, 0, 0.5, regularized=True)
+    return 1.0 - float(below)
 
 
-def leader_and_runner_up(counts: Mapping[str, int]) -> tuple[int, int]:
-    """The two largest vote counts (0 where there is no such answer)."""
-    top = sorted(counts.values(), reverse=True)[:2]
+def leader_and_runner_up(masses: Mapping[str, float]) -> tuple[float, float]:
+    """The two largest masses (0 where there is no such answer)."""
+    top = sorted(masses.values(), reverse=True)[:2]
     return (top[0] if top else 0, top[1] if len(top) > 1 else 0)
-
-
-def doubling_rounds(samples_so_far: int, remaining: int, first: int = 2) -> int:
-    """Round sizes first, first, 2*first, 4*first, ...: each round doubles the samples so far."""
-    return max(1, min(remaining, max(first, samples_so_far)))
 
 
 @dataclass(frozen=True)
@@ -67,27 +110,20 @@ class BetaStopping:
     """Adaptive-Consistency's rule: stop once P(leader beats runner-up) >= ``threshold``."""
 
     threshold: float = 0.95
-    first_round: int = 2
 
     def __post_init__(self) -> None:
         if not 0.5 < self.threshold <= 1.0:
             raise ValueError(f"threshold must be in (0.5, 1], got {self.threshold}")
-        if self.first_round < 1:
-            raise ValueError(f"first_round must be >= 1, got {self.first_round}")
 
-    def should_stop(self, counts: Mapping[str, int], window: Sequence[str | None]) -> bool:
+    def should_stop(self, standing: Standing) -> bool:
         """Stop when P(X > 1/2), X ~ Beta(leader + 1, runner_up + 1), reaches the threshold."""
-        a, b = leader_and_runner_up(counts)
+        a, b = leader_and_runner_up(standing.masses())
         return a > 0 and beta_confidence(a, b) >= self.threshold
-
-    def next_round(self, samples_so_far: int, remaining: int) -> int:
-        """Double the samples so far, starting with ``first_round``."""
-        return doubling_rounds(samples_so_far, remaining, self.first_round)
 
 
 @dataclass(frozen=True)
 class WindowStopping:
-    """ESC's rule: stop when the last ``window`` samples agree (all parsed, all the same answer)."""
+    """ESC's rule: stop when the last ``window`` finished samples agree (all parsed, all equal)."""
 
     window: int = 5
 
@@ -95,13 +131,50 @@ class WindowStopping:
         if self.window < 1:
             raise ValueError(f"window must be >= 1, got {self.window}")
 
-    def should_stop(self, counts: Mapping[str, int], window: Sequence[str | None]) -> bool:
+    def should_stop(self, standing: Standing) -> bool:
         """Stop when the last ``self.window`` answers are one and the same (zero entropy)."""
-        if len(window) < self.window:
+        keys = standing.keys
+        if len(keys) < self.window:
             return False
-        last = window[-self.window :]
+        last = keys[-self.window :]
         return last[0] is not None and all(key == last[0] for key in last)
 
-    def next_round(self, samples_so_far: int, remaining: int) -> int:
-        """One window per round, so each check looks at a fresh, non-overlapping window."""
-        return max(1, min(remaining, self.window))
+
+@dataclass(frozen=True)
+class ConsensusStopping:
+    """DeepConf's online rule: stop when the leader's share of the (confidence) weight reaches
+    ``share``, once at least ``min_votes`` samples voted."""
+
+    share: float = 0.95
+    min_votes: int = 4
+
+    def __post_init__(self) -> None:
+        if not 0.5 < self.share <= 1.0:
+            raise ValueError(f"share must be in (0.5, 1], got {self.share}")
+        if self.min_votes < 1:
+            raise ValueError(f"min_votes must be >= 1, got {self.min_votes}")
+
+    def should_stop(self, standing: Standing) -> bool:
+        """Stop when the leader's weighted share of the parsed votes reaches ``share``."""
+        if len(standing.keys) < self.min_votes:
+            return False
+        masses = standing.masses()
+        total = sum(masses.values())
+        leader, _ = leader_and_runner_up(masses)
+        return total > 0 and leader / total >= self.share
+
+
+def decided(standing: Standing, min_agreement: float = 0.0) -> bool:
+    """Whether the samples still running can no longer change the majority's winner, nor whether
+    it abstains under ``min_agreement`` (counts, not weights: the vote counts)."""
+    counts = standing.counts()
+    if not counts:
+        return standing.running == 0
+    leader, runner_up = leader_and_runner_up(counts)
+    pending = standing.running
+    if leader <= runner_up + pending:
+        return False
+    parsed = sum(counts.values())
+    worst = leader / (parsed + pending)  # every running sample votes for another answer
+    best = (leader + pending) / (parsed + pending)  # every running sample votes for the leader
+    return (worst >= min_agreement) == (best >= min_agreement)

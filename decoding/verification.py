@@ -24,8 +24,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from decoding.consistency import ConsistencyResult, SampleRecord
 from decoding.equivalence import Canonical
-from decoding.self_consistency import ConsistencyResult, SampleRecord
 from decoding.voting import Ballot, vote
 
 CheckStatus = Literal["passed", "failed", "timeout", "limit", "error", "skipped"]

@@ -43,6 +43,7 @@ class JudgedSample:
     finish_reason: str | None
     tokens: int
     confidence: Mapping[str, float] = field(default_factory=dict)
+    token_confidences: tuple[float, ...] = ()  # per token, when the request asked for them
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,14 @@ def confidence_fields(sample: Mapping[str, Any]) -> dict[str, float]:
             if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
         }
     return {}
+
+
+def token_scores(sample: Mapping[str, Any]) -> tuple[float, ...]:
+    """The sample's per-token confidences (``token_confidences``), or none."""
+    raw = sample.get("token_confidences")
+    if not isinstance(raw, list):
+        return ()
+    return tuple(float(v) for v in raw if isinstance(v, int | float) and not isinstance(v, bool))
 
 
 def _answer(extracted: str | None, normalizer: AnswerNormalizer, scorer: Scorer) -> Answer:
@@ -126,6 +135,7 @@ def judge_record(record: Record) -> ItemRun:
                 finish_reason=raw.get("finish_reason"),
                 tokens=int(raw.get("tokens") or 0),
                 confidence=confidence_fields(raw),
+                token_confidences=token_scores(raw),
             )
         )
     judged.sort(key=lambda s: s.index)

@@ -13,16 +13,23 @@ report can say so instead of scoring a silent fallback.
 - ``top10`` / ``top50`` / ``top90``: the server's ``keep_top`` option (DeepConf's offline filter):
   the most confident share of the samples (lowest-group confidence, else mean logprob) votes.
 - ``greedy+vote``: ``majority`` with the greedy config's answer as one more ballot.
+
+``replay_adaptive`` replays an adaptive vote (``decoding.self_consistency``) on the samples of a
+fixed one: all start together and each generates one token per engine step, so sample i
+finishes at step ``tokens_i``; ``decoding.Referee`` takes the same decisions as live (stopping,
+and pruning from the recorded per-token confidences), and the replay counts the tokens the
+adaptive run would have generated.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from decoding.confidence import Confidence
 from decoding.equivalence import Canonical
+from decoding.pruning import ConfidenceGate, PruneSpec
+from decoding.referee import Referee
 from decoding.stopping import BetaStopping, StoppingRule, WindowStopping
 from decoding.voting import Ballot, vote
 from decoding.weighting import Weighting, weigh
@@ -164,21 +171,58 @@ RULES: dict[str, Rule] = {
 STOPPING: dict[str, StoppingRule] = {"beta": BetaStopping(), "esc": WindowStopping()}
 
 
-def simulate_adaptive(samples: Sequence[JudgedSample], rule: StoppingRule) -> Decision:
-    """Replay ``decoding.self_consistency``'s adaptive rounds on the seeded prefix sequence.
+@dataclass(frozen=True)
+class Replay:
+    """An adaptive vote replayed: its decision, the tokens it generates, its engine steps."""
 
-    Round sizes come from the rule; after each round, if more samples were allowed and the rule
-    stops, sampling ends; the vote then runs on every sample drawn (``decoding.vote``).
-    """
-    cap, drawn = len(samples), 0
-    while drawn < cap:
-        remaining = cap - drawn
-        drawn += max(1, min(rule.next_round(drawn, remaining), remaining))
-        keys = [s.strict.key for s in samples[:drawn]]
-        counts = Counter(k for k in keys if k is not None)
-        if drawn < cap and rule.should_stop(counts, keys):
+    decision: Decision
+    tokens: int
+    steps: int
+    pruned: int
+
+
+def replay_adaptive(
+    samples: Sequence[JudgedSample],
+    stopping: StoppingRule | None,
+    *,
+    prune: PruneSpec | None = None,
+    window: int = 32,
+    min_agreement: float = 0.0,
+) -> Replay:
+    """Replay the in-batch adaptive vote step by step (see the module docstring)."""
+    gate = None if prune is None else ConfidenceGate(prune, window)
+    referee = Referee(
+        [s.index for s in samples], stopping=stopping, gate=gate, min_agreement=min_agreement
+    )
+    cut: dict[int, int] = {}
+    last = max((s.tokens for s in samples), default=0)
+    step = 0
+    for step in range(last + 1):
+        live = [s for s in samples if s.index in referee.running]
+        for sample in live:
+            if 0 < step <= sample.tokens:
+                scores = sample.token_confidences[step - 1 : step]
+                if referee.tokens(sample.index, scores):
+                    cut[sample.index] = step
+        ending = [s for s in live if s.tokens == step]
+        for sample in ending:
+            for index in referee.finish(sample.index):
+                cut.setdefault(index, step)
+        for sample in ending:
+            if sample.finish_reason != "abort":
+                referee.vote(sample.index, sample.strict.key)
+        if stopping is not None and referee.verdict() is not None:
+            cut.update({index: step for index in referee.running})
             break
-    return majority_of(samples[:drawn])
+    voters = set(referee.voters)
+    decision = majority_of([s for s in samples if s.index in voters], min_agreement=min_agreement)
+    spent = sum(min(s.tokens, cut.get(s.index, s.tokens)) for s in samples)
+    return Replay(decision, spent, step, len(referee.pruned))
+
+
+def simulate_adaptive(samples: Sequence[JudgedSample], rule: StoppingRule) -> Decision:
+    """The decision of ``replay_adaptive`` with ``rule`` and no pruning."""
+    return replay_adaptive(samples, rule).decision
 
 
 def support(decision: Decision, threshold: float) -> bool:

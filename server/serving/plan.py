@@ -19,11 +19,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ValidationError
 
 from decoding.confidence import ConfidenceSpec
+from decoding.consistency import ConsistencyPlan
 from decoding.creative import CREATIVE_DEFAULTS
 from decoding.engine import ChatPrompt, Prompt, SamplingSpec, TextPrompt
 from decoding.instruction import with_answer_instruction
-from decoding.self_consistency import ConsistencyPlan
-from decoding.stopping import BetaStopping, StoppingRule, WindowStopping
+from decoding.pruning import PruneSpec
+from decoding.stopping import BetaStopping, ConsensusStopping, StoppingRule, WindowStopping
 from decoding.verification import VerifySpec
 from server.errors import InvalidRequest, ModelNotFound
 from server.runtime.settings import Settings
@@ -31,7 +32,12 @@ from server.serving.verify_plan import verify_spec
 from server.wire.chat import ChatCompletionRequest, ChatMessage, ChatRequest, CreativeRequest
 from server.wire.common import SamplingFields
 from server.wire.completions import COMPLETIONS_DEFAULT_MAX_TOKENS, CompletionRequest
-from server.wire.precise import DEFAULT_PRECISE_TEMPERATURE, PreciseOptions, PreciseRequest
+from server.wire.precise import (
+    DEFAULT_PRECISE_TEMPERATURE,
+    DEFAULT_PRUNE_TOP_K,
+    PreciseOptions,
+    PreciseRequest,
+)
 
 Mode = Literal["plain", "creative", "precise"]
 Surface = Literal["chat", "completions", "precise"]
@@ -302,7 +308,16 @@ def options_from_extras(body: BaseModel) -> PreciseOptions:
 
 def stopping_rule(name: str) -> StoppingRule:
     """The named adaptive stopping rule with its documented defaults."""
-    return WindowStopping() if name == "esc" else BetaStopping()
+    if name == "esc":
+        return WindowStopping()
+    return ConsensusStopping() if name == "consensus" else BetaStopping()
+
+
+def prune_spec(options: PreciseOptions) -> PruneSpec | None:
+    """In-flight pruning, when asked for (one sample has nothing to prune against)."""
+    if not options.prune or options.samples == 1:
+        return None
+    return PruneSpec(warmup=options.prune_warmup, percentile=options.prune_percentile)
 
 
 def consistency_plan(options: PreciseOptions, settings: Settings) -> ConsistencyPlan:
@@ -312,6 +327,14 @@ def consistency_plan(options: PreciseOptions, settings: Settings) -> Consistency
             f"samples must be at most {settings.max_samples}, got {options.samples}",
             param="samples",
         )
+    if options.greedy_vote and options.samples == 1:
+        raise InvalidRequest(
+            "greedy_vote needs samples > 1 (one sample is greedy already)", param="greedy_vote"
+        )
+    prune = prune_spec(options)
+    top_k = options.top_logprobs
+    if prune is not None and "top_logprobs" not in options.model_fields_set:
+        top_k = DEFAULT_PRUNE_TOP_K  # pruning needs the top-k alternatives of each token
     return ConsistencyPlan(
         samples=options.samples,
         answer_format=options.answer_format,
@@ -321,11 +344,13 @@ def consistency_plan(options: PreciseOptions, settings: Settings) -> Consistency
         max_total_tokens=options.max_total_tokens,
         deadline_ms=options.deadline_ms,
         confidence=ConfidenceSpec(
-            top_k=options.top_logprobs,
+            top_k=top_k,
             window=options.confidence_window,
             tail=options.confidence_tail,
             keep_tokens=options.token_confidences,
         ),
+        prune=prune,
+        greedy_vote=options.greedy_vote,
         weighting=options.vote_weighting,
         keep_top=options.keep_top,
         truncated_votes=options.truncated_votes,

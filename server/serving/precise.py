@@ -42,7 +42,14 @@ from server.wire.chat import (
 )
 from server.wire.common import Usage
 from server.wire.completions import Completion, CompletionChoice
-from server.wire.precise import Evidence, PreciseAnswer, Receipt, SampleOut, VoteOut
+from server.wire.precise import (
+    Evidence,
+    PreciseAnswer,
+    PruningOut,
+    Receipt,
+    SampleOut,
+    VoteOut,
+)
 
 Outcome = tuple[ConsistencyResult, Evidence]
 Rendered = PreciseAnswer | ChatCompletion | Completion
@@ -89,8 +96,19 @@ _RESULT_FIELDS = (
     "budget_exhausted",
     "budget_reason",
     "truncated",
+    "stop_reason",
 )
-_SAMPLE_FIELDS = ("index", "text", "finish_reason", "seed", "mean_logprob", "voted", "judge")
+_SAMPLE_FIELDS = (
+    "index",
+    "text",
+    "finish_reason",
+    "seed",
+    "mean_logprob",
+    "voted",
+    "judge",
+    "stopped",
+    "greedy",
+)
 
 
 def _sample_out(record: SampleRecord) -> SampleOut:
@@ -123,6 +141,8 @@ def evidence(result: ConsistencyResult, plan: Plan, engine: Engine) -> Evidence:
         sampling=sampling,
         plan=plan_fields,
         seeds=[s.seed for s in result.samples],
+        finished=[s.index for s in result.samples if s.finish_reason != "abort"],
+        cut=[s.index for s in result.samples if s.finish_reason == "abort"],
     )
     return Evidence(
         **{name: getattr(result, name) for name in _RESULT_FIELDS},
@@ -130,6 +150,9 @@ def evidence(result: ConsistencyResult, plan: Plan, engine: Engine) -> Evidence:
             VoteOut(answer=v.answer, count=v.count, samples=list(v.indices)) for v in result.votes
         ],
         samples=[_sample_out(s) for s in result.samples],
+        pruning=None
+        if consistency.prune is None
+        else PruningOut(threshold=result.threshold, warmup=list(result.warmup)),
         receipt=receipt,
     )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from decoding.self_consistency import ConsistencyResult
+from decoding.consistency import ConsistencyResult
 from decoding.verification import VerifiedResult, Verifier, verified_vote
 from server.runtime.metrics import observe_verified
 from server.serving.plan import Plan

@@ -18,6 +18,10 @@ from server.wire.verify import VerifyOptions
 AnswerFormatName = Literal["auto", "number", "math", "choice", "text", "json", "code"]
 JudgeVerdict = Literal["ok", "timeout", "too_large", "error"]
 DEFAULT_PRECISE_TEMPERATURE = 0.7
+DEFAULT_PRUNE_TOP_K = 5
+DEFAULT_PRUNE_WARMUP = 4
+DEFAULT_PRUNE_PERCENTILE = 10.0
+SampleStop = Literal["pruned", "consensus", "budget"]
 
 
 class PreciseOptions(BaseModel):
@@ -42,11 +46,16 @@ class PreciseOptions(BaseModel):
     min_agreement: float = Field(
         0.0, ge=0.0, le=1.0, description="Abstain when the winner's share of votes is lower."
     )
-    adaptive: bool = Field(False, description="Sample in rounds and stop once the vote is settled.")
-    stopping_rule: Literal["beta", "esc"] = Field(
+    adaptive: bool = Field(
+        False,
+        description="Start every sample at once and stop as soon as the finished ones settle "
+        "the vote; the running samples are then aborted.",
+    )
+    stopping_rule: Literal["beta", "esc", "consensus"] = Field(
         "beta",
         description="Adaptive stopping rule: beta (Adaptive-Consistency's Beta posterior >= "
-        "0.95) or esc (a window of unanimous answers).",
+        "0.95), esc (the last 5 finished samples agree) or consensus (DeepConf: the leader "
+        "holds 95% of the vote). With prune, votes weigh their confidence.",
     )
     max_total_tokens: int | None = Field(
         None, ge=1, description="Completion-token budget over all samples."
@@ -69,6 +78,29 @@ class PreciseOptions(BaseModel):
     )
     token_confidences: bool = Field(
         False, description="Report each sample's per-token confidences (for offline tuning)."
+    )
+    # Adaptive precise mode: in-flight pruning (DeepConf online) and the greedy vote.
+    prune: bool = Field(
+        False,
+        description="Abort samples whose sliding-window confidence falls below a threshold "
+        "calibrated on the first finished samples, and leave them out of the vote (DeepConf "
+        f"online). Asks for top-{DEFAULT_PRUNE_TOP_K} logprobs unless top_logprobs is set.",
+    )
+    prune_warmup: int = Field(
+        DEFAULT_PRUNE_WARMUP,
+        ge=1,
+        description="Finished samples that calibrate the pruning threshold.",
+    )
+    prune_percentile: float = Field(
+        DEFAULT_PRUNE_PERCENTILE,
+        ge=0.0,
+        le=100.0,
+        description="The threshold is this percentile of the warm-up samples' lowest-group "
+        "confidences: higher prunes more (10 keeps about 90%, DeepConf-high; 90: DeepConf-low).",
+    )
+    greedy_vote: bool = Field(
+        False,
+        description="A greedy (temperature 0) sample joins the vote as one more sample.",
     )
     vote_weighting: Literal["majority", "logprob", "cisc", "lowest_group", "tail", "mean"] = Field(
         "majority",
@@ -162,10 +194,24 @@ class SampleOut(BaseModel):
     )
     confidence: ConfidenceOut | None = None
     token_confidences: list[float] | None = None
+    stopped: SampleStop | None = Field(
+        None,
+        description="Why the sample was stopped or left out: pruned (below the confidence "
+        "threshold), consensus (the vote was settled first), budget (deadline or token budget); "
+        "null: it ran to its end.",
+    )
+    greedy: bool = Field(False, description="The greedy vote's sample (temperature 0).")
     verified: bool | None = Field(
         None, description="With verify: whether it passed (null: not checked or not checkable)."
     )
     verify_reason: str | None = Field(None, description="Why it passed or failed verification.")
+
+
+class PruningOut(BaseModel):
+    """How pruning went: the threshold (null until calibrated) and the samples it came from."""
+
+    threshold: float | None
+    warmup: list[int]
 
 
 class Receipt(BaseModel):
@@ -178,6 +224,14 @@ class Receipt(BaseModel):
     sampling: dict[str, Any]
     plan: dict[str, Any]
     seeds: list[int | None]
+    finished: list[int] = Field(
+        default_factory=list, description="The samples that ran to their end (indices)."
+    )
+    cut: list[int] = Field(
+        default_factory=list,
+        description="The samples aborted mid-generation (pruned, vote settled, or budget): "
+        "replaying their seeds regenerates them in full.",
+    )
 
 
 class Evidence(BaseModel):
@@ -195,6 +249,12 @@ class Evidence(BaseModel):
     stopped_early: bool
     budget_exhausted: bool
     budget_reason: str | None
+    stop_reason: Literal["consensus", "decided"] | None = Field(
+        None,
+        description="Why an adaptive vote stopped early: consensus (its stopping rule) or "
+        "decided (the running samples could no longer change the answer).",
+    )
+    pruning: PruningOut | None = None
     truncated: bool = Field(
         False, description="The answer comes from a sample cut by max_tokens (its best reading)."
     )

@@ -88,7 +88,13 @@ async def test_adaptive_stops_before_the_cap(engine: ScriptedEngine, settings: S
         result = await precise(running.http, samples=8, adaptive=True, seed=3)
     assert result["stopped_early"] is True
     assert result["samples_used"] < 8
-    assert [call[1].seed for call in unanimous.calls] == [3, 5][: len(unanimous.calls)]
+    assert result["stop_reason"] == "consensus"
+    # Every sample is its own request, seeded as child i of an n=8 request seeded 3 would be.
+    assert [(call[1].n, call[1].seed) for call in unanimous.calls] == [(1, 3 + i) for i in range(8)]
+    assert result["receipt"]["seeds"] == [3 + i for i in range(8)]
+    cut = [s for s in result["samples"] if s["stopped"] == "consensus"]
+    assert all(s["finish_reason"] == "abort" and not s["voted"] for s in cut)
+    assert len(cut) == 8 - result["samples_used"]
 
 
 async def test_prompt_instead_of_messages(http: httpx.AsyncClient, engine: ScriptedEngine) -> None:
@@ -127,12 +133,11 @@ async def test_stream_reports_progress_then_the_answer(http: httpx.AsyncClient) 
         lines = [line[6:] async for line in response.aiter_lines() if line.startswith("data: ")]
     assert lines[-1] == "[DONE]"
     events = [json.loads(line) for line in lines[:-1]]
-    assert [e["object"] for e in events] == [
-        "precise.progress",
-        "precise.progress",
-        "precise.answer",
-    ]
-    assert events[1]["tallies"] == {"5": 3, "6": 1}
+    assert [e["object"] for e in events] == ["precise.progress"] * 5 + ["precise.answer"]
+    assert events[0]["stage"] == "sampling"
+    assert sorted(e["sample"] for e in events[1:-1]) == [0, 1, 2, 3]  # one per settled sample
+    assert [e["samples_drawn"] for e in events[1:-1]] == [1, 2, 3, 4]
+    assert events[-2]["tallies"] == {"5": 3, "6": 1}
     assert events[-1]["answer"] == "5"
 
 

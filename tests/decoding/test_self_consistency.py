@@ -1,4 +1,5 @@
-"""Precise mode over a scripted engine: request shape, adaptive rounds, budgets, abstention."""
+"""Precise mode over a scripted engine: request shape, budgets, abstention, judging, errors
+(adaptive votes: ``test_adaptive.py``)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,6 @@ from decoding import (
     SamplingSpec,
     TextPrompt,
     TokenLogprob,
-    WindowStopping,
     self_consistency,
 )
 
@@ -160,54 +160,6 @@ async def test_latex_answers_are_parsed_off_the_main_thread() -> None:
 
 
 @pytest.mark.asyncio
-async def test_adaptive_stops_early_on_unanimous_answers() -> None:
-    engine = ScriptedEngine(["The answer is 7."])
-    spec = SamplingSpec(temperature=1.0, seed=10)
-    result = await self_consistency(engine, PROMPT, spec, plan(samples=16, adaptive=True))
-    assert [(s.n, s.seed) for s, _ in engine.calls] == [(2, 10), (2, 12)]  # 31/32 >= 0.95
-    assert result.samples_used == 4 < 16
-    assert result.stopped_early and result.answer == "7"
-    assert [s.seed for s in result.samples] == [10, 11, 12, 13]
-
-
-@pytest.mark.asyncio
-async def test_adaptive_without_consensus_draws_the_cap_in_doubling_rounds() -> None:
-    engine = ScriptedEngine(["answer is 1.", "answer is 2.", "answer is 3."])
-    result = await self_consistency(
-        engine, PROMPT, SamplingSpec(seed=None), plan(samples=16, adaptive=True)
-    )
-    assert [s.n for s, _ in engine.calls] == [2, 2, 4, 8]
-    assert all(s.seed is None for s, _ in engine.calls)
-    assert all(r.seed is None for r in result.samples)
-    assert result.samples_used == 16 and not result.stopped_early
-    assert [r.index for r in result.samples] == list(range(16))
-
-
-@pytest.mark.asyncio
-async def test_adaptive_esc_rounds_are_its_windows() -> None:
-    engine = ScriptedEngine(["answer is 1.", "answer is 2.", "answer is 2.", "answer is 2."])
-    rule = WindowStopping(window=3)
-    result = await self_consistency(
-        engine, PROMPT, SamplingSpec(seed=0), plan(samples=12, adaptive=True, stopping=rule)
-    )
-    # windows [1,2,2] then [2,1,2] then [2,2,1] ... never unanimous with this cycle
-    assert [s.n for s, _ in engine.calls] == [3, 3, 3, 3]
-    assert not result.stopped_early and result.answer == "2"
-
-
-@pytest.mark.asyncio
-async def test_adaptive_rounds_draw_the_same_samples_as_one_request() -> None:
-    texts = ["answer is 1.", "answer is 2.", "answer is 2."]
-    once = await self_consistency(
-        ScriptedEngine(texts), PROMPT, SamplingSpec(seed=5), plan(samples=8)
-    )
-    rounds = await self_consistency(
-        ScriptedEngine(texts), PROMPT, SamplingSpec(seed=5), plan(samples=8, adaptive=True)
-    )
-    assert [(s.seed, s.text) for s in once.samples] == [(s.seed, s.text) for s in rounds.samples]
-
-
-@pytest.mark.asyncio
 async def test_deadline_votes_on_what_finished() -> None:
     engine = ScriptedEngine(["answer is 5.", "answer is 5.", "answer is 6.", "x"], endless={3})
     result = await self_consistency(engine, PROMPT, SamplingSpec(), plan(samples=4, deadline_ms=50))
@@ -217,16 +169,6 @@ async def test_deadline_votes_on_what_finished() -> None:
     assert result.agreement == pytest.approx(2 / 3)
     assert [(s.finish_reason, s.voted) for s in result.samples][-1] == ("abort", False)
     assert result.completion_tokens == sum(s.token_count for s in result.samples)
-
-
-@pytest.mark.asyncio
-async def test_deadline_between_adaptive_rounds() -> None:
-    engine = ScriptedEngine(["answer is 1.", "answer is 2.", "x"], endless={2})
-    result = await self_consistency(
-        engine, PROMPT, SamplingSpec(), plan(samples=16, adaptive=True, deadline_ms=50)
-    )
-    assert [s.n for s, _ in engine.calls] == [2, 2]
-    assert result.budget_reason == "deadline" and result.samples_used == 3
 
 
 @pytest.mark.asyncio
@@ -417,4 +359,10 @@ def test_plan_is_validated(kwargs: dict[str, Any], field_name: str) -> None:
 def test_plan_defaults() -> None:
     default = ConsistencyPlan()
     assert (default.samples, default.answer_format, default.min_agreement) == (1, "auto", 0.0)
-    assert default.stopping == BetaStopping(threshold=0.95, first_round=2)
+    assert default.stopping == BetaStopping(threshold=0.95)
+    assert (default.prune, default.greedy_vote, default.fan_out) == (None, False, False)
+
+
+def test_greedy_vote_needs_samples() -> None:
+    with pytest.raises(ValueError, match="greedy_vote"):
+        ConsistencyPlan(samples=1, greedy_vote=True)

@@ -1,4 +1,5 @@
-"""Stopping rules checked against their definitions: exact Beta posteriors and ESC windows."""
+"""Stopping rules checked against their definitions: exact and weighted Beta posteriors, ESC
+windows, DeepConf's weighted consensus, and when running samples can no longer change a vote."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ from hypothesis import strategies as st
 
 from decoding.stopping import (
     BetaStopping,
+    ConsensusStopping,
+    Standing,
     StoppingRule,
     WindowStopping,
     beta_confidence,
     beta_confidence_exact,
-    doubling_rounds,
+    decided,
     leader_and_runner_up,
 )
 
@@ -86,7 +89,8 @@ def test_beta_rejects_negative_counts() -> None:
     ],
 )
 def test_beta_stopping(counts: dict[str, int], stop: bool) -> None:
-    assert BetaStopping().should_stop(counts, []) is stop
+    keys = [key for key, count in counts.items() for _ in range(count)]
+    assert BetaStopping().should_stop(Standing(keys)) is stop
 
 
 def test_beta_threshold_is_validated() -> None:
@@ -107,23 +111,93 @@ def test_beta_threshold_is_validated() -> None:
     ],
 )
 def test_window_stopping(window: list[str | None], size: int, stop: bool) -> None:
-    counts = {k: window.count(k) for k in window if k is not None}
-    assert WindowStopping(window=size).should_stop(counts, window) is stop
-
-
-def test_round_sizes() -> None:
-    sizes, drawn = [], 0
-    while drawn < 20:
-        sizes.append(doubling_rounds(drawn, 20 - drawn))
-        drawn += sizes[-1]
-    assert sizes == [2, 2, 4, 8, 4]
-    assert WindowStopping(window=5).next_round(10, 3) == 3
-    assert BetaStopping(first_round=3).next_round(0, 10) == 3
+    assert WindowStopping(window=size).should_stop(Standing(window)) is stop
 
 
 def test_rules_satisfy_the_protocol() -> None:
     assert isinstance(BetaStopping(), StoppingRule)
     assert isinstance(WindowStopping(), StoppingRule)
+    assert isinstance(ConsensusStopping(), StoppingRule)
+
+
+@pytest.mark.parametrize(("a", "b"), [(0.5, 0.0), (3.7, 1.2), (6.0, 1.5), (2.25, 2.25)])
+def test_weighted_beta_matches_numerical_integration(a: float, b: float) -> None:
+    log_norm = math.lgamma(a + b + 2) - math.lgamma(a + 1) - math.lgamma(b + 1)
+    steps = 4000
+    h = 0.5 / steps
+
+    def pdf(x: float) -> float:
+        return math.exp(log_norm) * x**a * (1 - x) ** b
+
+    total = pdf(0.5) + pdf(1.0)
+    total += sum((4 if i % 2 else 2) * pdf(0.5 + i * h) for i in range(1, steps))
+    assert beta_confidence(a, b) == pytest.approx(total * h / 3, abs=1e-7)
+
+
+@pytest.mark.parametrize(
+    ("keys", "weights", "stop"),
+    [
+        (["x", "x", "x", "x", "y"], None, False),  # counts 4 vs 1: 57/64 = 0.89
+        (["x", "x", "x", "x", "y"], [1, 1, 1, 1, 1], False),  # unit weights are the counts
+        (["x", "x", "x", "x", "y"], [2, 2, 2, 2, 0.1], True),  # the dissenter barely counts
+        (["x", "x", "x", "y"], [1, 1, 1, 3], False),  # masses 2 and 2
+        (["x", "y", "y", "y", "y", "y"], [9, 0.2, 0.2, 0.2, 0.2, 0.2], True),  # 5.4 vs 0.6
+    ],
+)
+def test_weighted_beta_stopping(keys: list[str], weights: list[float] | None, stop: bool) -> None:
+    assert BetaStopping().should_stop(Standing(keys, weights)) is stop
+
+
+def test_masses_are_rescaled_to_a_mean_weight_of_one() -> None:
+    standing = Standing(["a", "b", None, "a"], [2.0, 4.0, 1.0, 1.0])
+    assert standing.masses() == pytest.approx({"a": 1.5, "b": 2.0})
+    assert Standing(["a", None, "a"]).masses() == {"a": 2.0}
+    assert Standing(["a"], [0.0]).masses() == {"a": 0.0}
+
+
+@pytest.mark.parametrize(
+    ("keys", "weights", "stop"),
+    [
+        (["x", "x", "x"], None, False),  # fewer than min_votes
+        (["x", "x", "x", "x"], None, True),
+        (["x", "x", "x", "x", None], None, True),  # unparsed votes are not counted
+        (["x"] * 9 + ["y"], None, False),  # 0.9 < 0.95
+        (["x"] * 9 + ["y"], [1.0] * 9 + [0.2], True),  # 9 / 9.2 = 0.978
+        (["x", "x", "y", "y"], [5, 5, 0.1, 0.1], True),
+    ],
+)
+def test_consensus_stopping(
+    keys: list[str | None], weights: list[float] | None, stop: bool
+) -> None:
+    assert ConsensusStopping(share=0.95, min_votes=4).should_stop(Standing(keys, weights)) is stop
+
+
+@pytest.mark.parametrize(
+    ("keys", "running", "min_agreement", "settled"),
+    [
+        (["a", "a", "a"], 2, 0.0, True),  # 3 > 0 + 2
+        (["a", "a", "a"], 3, 0.0, False),  # three more votes could tie
+        (["a", "a", "b"], 0, 0.0, True),
+        (["a", "b"], 1, 0.0, False),
+        ([None, None], 1, 0.0, False),  # nothing parsed yet
+        ([], 0, 0.0, True),
+        (["a"] * 6 + ["b"], 4, 0.0, True),  # 6 > 1 + 4
+        (["a"] * 6 + ["b"], 4, 0.6, False),  # 6/11 < 0.6 <= 10/11: abstention still open
+        (["a"] * 6 + ["b"], 4, 0.5, True),  # at worst 6/11 >= 0.5
+        (["a"] * 6 + ["b"], 4, 0.95, True),  # at best 10/11 < 0.95: abstains either way
+    ],
+)
+def test_decided(keys: list[str | None], running: int, min_agreement: float, settled: bool) -> None:
+    assert decided(Standing(keys, running=running), min_agreement) is settled
+
+
+def test_standing_is_validated() -> None:
+    with pytest.raises(ValueError, match="one weight per key"):
+        Standing(["a"], [1.0, 2.0])
+    with pytest.raises(ValueError, match="non-negative"):
+        Standing(["a"], [-1.0])
+    with pytest.raises(ValueError, match="share"):
+        ConsensusStopping(share=0.5)
 
 
 def test_leader_and_runner_up() -> None:

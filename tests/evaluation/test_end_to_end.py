@@ -111,7 +111,9 @@ def test_report_scores_rules_and_writes_plots(results: Path, tmp_path: Path) -> 
     assert systems["v8/majority@8"]["accuracy"]["n"] == n
     low, high = systems["greedy"]["accuracy"]["ci95"]
     assert 0 <= low < len(GREEDY_RIGHT) / n < high <= 1
-    assert systems["v8/adaptive-beta"]["samples_used"] < 8
+    # Every scripted sample has the same length, so all finish in one engine step together:
+    # an in-batch stop has nothing left to stop.
+    assert systems["v8/adaptive-beta"]["samples_used"] == 8
     assert set(systems["v8/majority@8"]["by_set"]) == {i.set for i in ITEMS}
     assert report["baselines"] == {"default_precise": "v8/majority@8", "greedy": "greedy"}
     first = report["comparisons"][0]

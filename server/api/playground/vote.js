@@ -112,14 +112,15 @@ export function drawChart(votes, unparsed, winner) {
   $("chart-caption").textContent = `${caption}${tail}.`;
 }
 
-// A progress event: the running tally after an engine round, drawn as it stands.
+// A progress event: the running tally after a sample settled (voted or pruned), drawn as it stands.
 export function showProgress(event) {
   if (event.stage === "sampling") {
     $("precise-status").textContent = `Sampling ${event.samples} …`;
     return;
   }
+  const running = event.running ? `, ${event.running} still running` : "";
   $("precise-status").textContent =
-    `Round ${event.round}: ${event.samples_drawn} of ${event.samples_cap} samples drawn, voting…`;
+    `${event.samples_drawn} of ${event.samples_cap} samples settled${running}, voting…`;
   const votes = Object.entries(event.tallies || {})
     .map(([answer, count]) => ({ answer, count, samples: [] }))
     .sort((a, b) => b.count - a.count);
@@ -133,9 +134,15 @@ function confidenceText(sample) {
 }
 
 // Whether the sample's answer counted: finished samples cast a ballot, but one with no
-// extractable answer is not a vote; an aborted one (deadline, budget) casts none.
+// extractable answer is not a vote; a pruned one, or one cut (vote settled, budget), casts none.
+const NOT_VOTED = {
+  pruned: "no: pruned (low confidence)",
+  consensus: "no: cut, vote settled",
+  budget: "no: cut by the budget",
+};
+
 function ballot(sample) {
-  if (!sample.voted) return "no: cut off";
+  if (!sample.voted) return NOT_VOTED[sample.stopped] || "no: left out";
   return sample.answer === null ? "no: no answer" : "yes";
 }
 
@@ -169,7 +176,11 @@ function reasons(result) {
     list.push(`Budget ran out (${result.budget_reason}): the vote ran on the samples that finished.`);
   }
   if (result.stopped_early) {
-    list.push(`Stopped early after ${result.samples_used} samples: the vote was settled.`);
+    const how =
+      result.stop_reason === "decided"
+        ? "the samples still running could not change it"
+        : "the vote was settled";
+    list.push(`Stopped early after ${result.samples_used} samples (${how}); the rest were cut.`);
   }
   return list;
 }
