@@ -69,6 +69,7 @@ class JudgePool:
         budget_s: float | None = None,
         warm_up: Callable[[], None] | None = None,
         preload: tuple[str, ...] = (),
+        reap: Callable[[int], None] | None = None,
     ) -> None:
         self.workers = workers
         self.timeout_s = timeout_s
@@ -76,6 +77,9 @@ class JudgePool:
         self._budget_s = budget_s
         self._warm_up = warm_up
         self._preload = preload
+        # What a killed worker may leave behind (the code runner's sandboxes, which run as a
+        # user of their own and outlive the worker): ``reap(worker_pid)`` ends it.
+        self._reap = reap
         self._context = multiprocessing.get_context("forkserver")
         self._pool: ProcessPool | None = None
         self._slots: asyncio.Semaphore | None = None
@@ -208,6 +212,8 @@ class JudgePool:
             await self._stopped.wait()
         elif pid is not None and not await asyncio.to_thread(_wait_gone, pid, KILL_WAIT_S):
             log.warning("a cancelled judgement's worker outlived its wait", extra={"pid": pid})
+        if pid is not None and self._reap is not None:
+            await asyncio.to_thread(self._reap, pid)
 
     async def stop(self) -> None:
         """Kill every worker, whatever it is doing; waiting callers get ``JudgeFailed``."""
@@ -218,6 +224,9 @@ class JudgePool:
             for future in list(self._pending):
                 future.cancel()
             await asyncio.to_thread(_stop, pool)
+            if self._reap is not None:
+                for pid in [p for p in self._started.values() if p is not None]:
+                    await asyncio.to_thread(self._reap, pid)
         finally:
             self._stopped.set()
             if self._board is not None:

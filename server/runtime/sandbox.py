@@ -97,7 +97,7 @@ def run_candidate(code: str, suite: CodeSuite, limits: SandboxLimits) -> Check:
 
 def _run(code: str, suite: CodeSuite, limits: SandboxLimits, workdir: str | None) -> Check:
     isolated = workdir is None
-    uid = 1_000_000 + os.getpid()  # one candidate per worker at a time: a user of its own
+    uid = sandbox_uid(os.getpid())
     job = {
         "code": code,
         "tests": list(suite.tests),
@@ -130,6 +130,23 @@ def _run(code: str, suite: CodeSuite, limits: SandboxLimits, workdir: str | None
     output, timed_out = _read(proc, min(limits.timeout_s, suite.timeout_s), limits.output_kb)
     _wait_gone(uid)
     return _verdict(_events(output), proc.returncode, timed_out)
+
+
+def sandbox_uid(worker_pid: int) -> int:
+    """The user a worker's candidates run as: one candidate per worker at a time."""
+    return 1_000_000 + worker_pid
+
+
+def reap_sandbox(worker_pid: int) -> None:
+    """Kill what a killed worker's candidate left running. Changing to the run's user clears
+    the death signal ``setpriv`` and ``unshare --kill-child`` arm, so a sandbox outlives its
+    worker unless someone kills its user's processes (a namespace's init takes its tree)."""
+    uid = sandbox_uid(worker_pid)
+    for entry in Path("/proc").iterdir():
+        if _owner(entry) == uid:
+            with contextlib.suppress(OSError):
+                os.kill(int(entry.name), signal.SIGKILL)
+    _wait_gone(uid)
 
 
 def _wait_gone(uid: int, within_s: float = 5.0) -> None:

@@ -27,7 +27,7 @@ from decoding.verification import (
     VerifySpec,
 )
 from server.runtime.judge_pool import JudgePool
-from server.runtime.sandbox import SandboxLimits, run_candidate
+from server.runtime.sandbox import SandboxLimits, reap_sandbox, run_candidate
 from server.runtime.settings import Settings
 
 WORKER_MARGIN_S = 5.0  # past the candidate's wall clock: starting and killing its sandbox
@@ -40,7 +40,10 @@ def code_runner(settings: Settings) -> JudgePool:
     """The pool whose workers run code candidates (each in a sandboxed child)."""
     memory_mb = settings.verify_memory_mb + WORKER_MEMORY_MARGIN_MB
     return JudgePool(
-        settings.verify_workers, settings.verify_timeout_s + WORKER_MARGIN_S, memory_mb
+        settings.verify_workers,
+        settings.verify_timeout_s + WORKER_MARGIN_S,
+        memory_mb,
+        reap=reap_sandbox,
     )
 
 

@@ -209,9 +209,12 @@ async def test_hostile_candidates_are_contained_while_the_server_serves(
 
 
 async def test_checks_past_the_budget_are_stopped_and_do_not_vote(settings: Settings) -> None:
-    tight = settings.model_copy(update={"verify_budget_s": 0.5})
+    # The loop's own limit (10 s) lies past the request's budget (4 s), so only the budget can
+    # stop it; the right candidate needs a fraction of the budget even on a loaded machine.
+    tight = settings.model_copy(update={"verify_budget_s": 4.0})
     async with serving(tight, scripted(["loop", "right"])) as running:
-        result = (await running.http.post("/v1/precise", json=body(2))).json()
+        request = body(2, verify={"timeout_s": 10.0})
+        result = (await running.http.post("/v1/precise", json=request)).json()
     loop = result["samples"][0]
     assert (loop["verified"], loop["voted"]) == (None, False)
     assert loop["verify_reason"] == "not checked within the request's verification budget"
