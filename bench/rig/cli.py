@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import signal
 from collections.abc import Sequence
-from types import ModuleType
+from types import FrameType, ModuleType
 
 from bench.rig.common import add_common
 from bench.rig.report import Report, context
+from bench.rig.systems import stop_all
 
 # name -> (module under bench.rig, one line for --help)
 SCENARIOS: dict[str, tuple[str, str]] = {
@@ -53,6 +55,11 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM ends a run as Ctrl-C does: what it started is stopped."""
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str]) -> int:
     """Run one scenario; print its tables and save them with ``--json``."""
     args = parser().parse_args(argv)
@@ -60,7 +67,14 @@ def main(argv: Sequence[str]) -> int:
         print(f"{args.scenario}: {HOOKS[args.scenario]}; see bench/README.md, 'Still to come'.")
         return 2
     report = Report(args.scenario, context(argv))
-    asyncio.run(scenario_module(args.scenario).run(args, report))
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        asyncio.run(scenario_module(args.scenario).run(args, report))
+    except KeyboardInterrupt:
+        print("[rig] interrupted: stopping the servers it started", flush=True)
+        return 130
+    finally:
+        stop_all()
     report.print()
     if args.json is not None:
         report.save(args.json)

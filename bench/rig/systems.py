@@ -26,6 +26,7 @@ import httpx
 
 READY_TIMEOUT_S = 600.0
 STOP_TIMEOUT_S = 60.0
+_LIVE: list[ServerProcess] = []  # started and not stopped yet, for ``stop_all``
 
 
 def free_port() -> int:
@@ -71,6 +72,7 @@ class ServerProcess:
                 cwd=self.cwd,
                 start_new_session=True,
             )
+        _LIVE.append(self)
         deadline = began + READY_TIMEOUT_S
         with httpx.Client(timeout=2.0) as client:
             while time.monotonic() < deadline:
@@ -90,6 +92,8 @@ class ServerProcess:
         process = self.process
         if process is None:
             return
+        if self in _LIVE:
+            _LIVE.remove(self)
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
             with suppress(subprocess.TimeoutExpired):
@@ -107,6 +111,12 @@ class ServerProcess:
         """The end of the log, for error messages."""
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
+
+
+def stop_all() -> None:
+    """Stop every server still running, newest first (after an interrupt, say)."""
+    for server in reversed(list(_LIVE)):
+        server.stop()
 
 
 def group_alive(pgid: int) -> bool:

@@ -1,0 +1,101 @@
+"""The rig's own logic, without servers: percentiles, ratios, the engine-switch pause, tables,
+optillm's in-band errors, and the reserved scenario names."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from bench.rig import cli
+from bench.rig.measure import Switcher, percentile, ratio, rotated
+from bench.rig.optillm import optillm_error
+from bench.rig.report import Report, Table
+from bench.rig.systems import System
+
+
+@pytest.mark.parametrize(
+    ("values", "q", "expected"),
+    [
+        ([5.0], 50, 5.0),
+        ([5.0], 99, 5.0),
+        ([1.0, 2.0, 3.0, 4.0], 50, 2.0),
+        ([4.0, 3.0, 2.0, 1.0], 99, 4.0),  # with few values, p99 is the maximum
+        ([float(i) for i in range(1, 101)], 99, 99.0),
+        ([float(i) for i in range(1, 101)], 100, 100.0),
+        ([2.0, 2.0, 2.0], 1, 2.0),
+    ],
+)
+def test_percentile_by_nearest_rank(values: list[float], q: float, expected: float) -> None:
+    assert percentile(values, q) == expected
+
+
+def test_nothing_measured_is_not_a_number() -> None:
+    assert math.isnan(percentile([], 50))
+    assert math.isnan(ratio(math.nan, 1.0)) and math.isnan(ratio(1.0, 0.0))
+    assert ratio(3.0, 2.0) == 1.5
+
+
+def system(name: str, engine: str) -> System:
+    return System(name, f"http://127.0.0.1/{name}", "m", engine)
+
+
+async def test_pauses_only_when_the_engine_changes() -> None:
+    vllm, upstream, quorum = system("vllm", "vllm"), system("up", "vllm"), system("q", "q")
+    switcher = Switcher(pause_s=0.0)
+    for target in (vllm, upstream, vllm, quorum, quorum, upstream, vllm):
+        await switcher.to(target)
+    assert switcher.pauses == 2
+
+
+def test_each_system_leads_a_round_in_turn() -> None:
+    systems = [system(n, n) for n in "abc"]
+    firsts = [rotated(systems, r)[0].name for r in range(4)]
+    assert firsts == ["a", "b", "c", "a"]
+    assert sorted(s.name for s in rotated(systems, 5)) == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("Error: Could not generate any candidates", True),
+        ("  Error: upstream 400", True),
+        (None, True),
+        ("The answer is 5.", False),
+        ("No error here: 5", False),
+    ],
+)
+def test_optillm_errors_arrive_as_text(text: str | None, error: bool) -> None:
+    assert optillm_error(text) is error
+
+
+def test_tables_print_as_markdown_and_save_as_json(tmp_path: Path) -> None:
+    table = Table("T", ["system", "p50 ms", "x"])
+    table.add("vllm", 1234.5, 1.0)
+    table.add("quorum", 9.876, math.nan)
+    assert table.markdown().splitlines()[2:] == [
+        "| system | p50 ms | x |",
+        "| --- | --- | --- |",
+        "| vllm | 1,234 | 1.00 |",
+        "| quorum | 9.88 | n/a |",
+    ]
+    report = Report("s", {"date": "d"}, tables=[table], figures={"r": math.nan})
+    report.save(tmp_path / "r.json")
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert saved["tables"]["T"][1] == {"system": "quorum", "p50 ms": 9.876, "x": None}
+    assert saved["figures"] == {"r": None} and saved["failures"] == []
+
+
+@pytest.mark.parametrize("hook", sorted(cli.HOOKS))
+def test_reserved_scenarios_say_so(hook: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main([hook]) == 2
+    assert "bench/README.md" in capsys.readouterr().out
+
+
+def test_every_scenario_has_its_options() -> None:
+    parser = cli.parser()
+    for name in cli.SCENARIOS:
+        args = parser.parse_args([name, "--budget-s", "5"])
+        assert args.scenario == name and args.budget_s == 5.0
