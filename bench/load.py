@@ -3,12 +3,16 @@
     .venv/bin/python bench/load.py --spawn tiny      # a real `quorum serve` on a tiny random Llama
     .venv/bin/python bench/load.py --spawn scripted  # the paced scripted engine (no model)
     .venv/bin/python bench/load.py --url http://127.0.0.1:8000 --capacity 256
+    # a retry storm (clients retry at once) against a 0.1 s back-off, old code against new:
+    .venv/bin/python bench/load.py --spawn tiny --backoff 0 0.1 --server-root OLD --server-root .
 
 An asyncio driver keeps ``2 x capacity`` chat requests (n=1 each) in flight for ``--duration``
 seconds, then checks that the server serves normally again (a request succeeds and no samples
 stay admitted). It prints p50/p99 latency of the successes and of every answer, and the mix of
-statuses: under overload the only errors allowed are 429 and 503, each answered at once.
-``tests/reliability/test_processes.py`` runs a short smoke variant of the same driver in CI.
+statuses: under overload the only errors allowed are 429 and 503, each answered at once. With
+several ``--backoff`` values (0: a refused client retries at once) and ``--server-root``
+checkouts (spawned one at a time), it ends with a table of successful requests per second side
+by side. ``tests/reliability/test_processes.py`` runs a short smoke variant of the same driver.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import argparse
 import asyncio
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,6 +45,12 @@ class LoadReport:
     ok_latencies: list[float] = field(default_factory=list)
     error_latencies: list[float] = field(default_factory=list)
     elapsed_s: float = 0.0
+    client_cpu_s: float = 0.0  # what the load generator itself used of the machine
+
+    @property
+    def ok_per_s(self) -> float:
+        """Successful requests per second."""
+        return self.statuses[200] / max(self.elapsed_s, 1e-9)
 
     @property
     def total(self) -> int:
@@ -107,6 +118,7 @@ async def run_load(
     headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     start = time.perf_counter()
+    cpu_start = time.process_time()
     deadline = None if duration_s is None else start + duration_s
     budget = [requests if requests is not None else sys.maxsize]
 
@@ -133,6 +145,7 @@ async def run_load(
     ) as client:
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
     report.elapsed_s = time.perf_counter() - start
+    report.client_cpu_s = time.process_time() - cpu_start
     return report
 
 
@@ -146,8 +159,11 @@ async def serves_normally(base_url: str, body: dict[str, Any], api_key: str | No
     return ok and admitted == ["quorum_admitted_samples 0.0"]
 
 
-def spawn(kind: str, capacity: int, port: int, log: Path) -> subprocess.Popen[bytes]:
-    """Start ``quorum serve`` on loopback, on the tiny model or the paced scripted engine."""
+def spawn(
+    kind: str, capacity: int, port: int, log: Path, root: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``quorum serve`` on loopback, on the tiny model or the paced scripted engine, from
+    the checkout ``root`` (default: the installed one)."""
     env = dict(os.environ)
     args = [
         sys.executable,
@@ -173,7 +189,7 @@ def spawn(kind: str, capacity: int, port: int, log: Path) -> subprocess.Popen[by
         env.update(QUORUM_TEST_ENGINE="scripted", QUORUM_TEST_TOKEN_DELAY_MS="20")
         args += ["--served-name", "tiny-llama"]
     with log.open("wb") as out:
-        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
+        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=root)
 
 
 def wait_ready(base_url: str, process: subprocess.Popen[bytes], timeout_s: float = 420) -> None:
@@ -191,6 +207,102 @@ def wait_ready(base_url: str, process: subprocess.Popen[bytes], timeout_s: float
     raise RuntimeError("the server did not become ready")
 
 
+@dataclass
+class Run:
+    """One load run: which code, which back-off, what came back."""
+
+    code: str
+    backoff_s: float
+    report: LoadReport
+    healthy: bool
+    server_cpu_s: float | None = None  # the HTTP server's process (not the engine's)
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds a process has used so far (user + system, from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load_runs(
+    args: argparse.Namespace,
+    base_url: str,
+    code: str,
+    body: dict[str, Any],
+    server_pid: int | None = None,
+) -> list[Run]:
+    """One run per back-off against one server, each followed by the serves-normally check."""
+    concurrency = max(1, round(args.capacity * args.factor))
+    runs = []
+    for backoff in args.backoff * args.repeat:  # alternated, so a busy spell hits both
+        server_cpu = None if server_pid is None else process_cpu_s(server_pid)
+        print(
+            f"load: {concurrency} concurrent clients for {args.duration:.0f} s against a "
+            f"capacity of {args.capacity} samples, back-off {backoff:g} s ({code})"
+        )
+        report = asyncio.run(
+            run_load(
+                base_url,
+                body,
+                concurrency=concurrency,
+                duration_s=args.duration,
+                api_key=args.api_key,
+                backoff_s=backoff,
+            )
+        )
+        if server_pid is not None and server_cpu is not None:
+            server_cpu = process_cpu_s(server_pid) - server_cpu
+        print(report.summary())
+        healthy = asyncio.run(serves_normally(base_url, body, args.api_key))
+        print(f"serves normally afterwards: {healthy}")
+        runs.append(Run(code, backoff, report, healthy, server_cpu))
+    return runs
+
+
+def spawned_runs(args: argparse.Namespace, root: Path | None, body: dict[str, Any]) -> list[Run]:
+    """Start a server from ``root``, run the loads, stop it (exit code printed)."""
+    port = 18_000 + os.getpid() % 1000
+    base_url = f"http://127.0.0.1:{port}"
+    log = Path(tempfile.gettempdir()) / f"quorum-load-{port}.log"
+    process = spawn(args.spawn, args.capacity, port, log, root)
+    print(f"server log: {log}")
+    try:
+        wait_ready(base_url, process)
+        return load_runs(args, base_url, str(root or Path.cwd()), body, process.pid)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        print(f"server exit code: {process.wait(120)}")
+
+
+def side_by_side(runs: list[Run]) -> str:
+    """Successful requests per second for each code and back-off, and the storm's ratio."""
+    lines = [
+        f"{'code':<32} {'back-off':>8} {'200/s':>7} {'429/s':>7} {'client CPU':>10} "
+        f"{'server CPU':>10}"
+    ]
+    for run in runs:
+        elapsed = max(run.report.elapsed_s, 1e-9)
+        refused = run.report.statuses[429] / elapsed
+        server = "-" if run.server_cpu_s is None else f"{run.server_cpu_s / elapsed:.0%}"
+        lines.append(
+            f"{run.code[-32:]:<32} {run.backoff_s:>7g}s {run.report.ok_per_s:>7.1f} "
+            f"{refused:>7.1f} {run.report.client_cpu_s / elapsed:>10.0%} {server:>10}"
+        )
+    for code in dict.fromkeys(run.code for run in runs):
+        rates: dict[float, list[float]] = {}
+        for run in runs:
+            if run.code == code:
+                rates.setdefault(run.backoff_s, []).append(run.report.ok_per_s)
+        if 0 in rates and len(rates) > 1:
+            calm = max(rates)
+            storm, steady = statistics.median(rates[0]), statistics.median(rates[calm])
+            lines.append(
+                f"{code[-32:]}: median 200/s retrying at once / with a {calm:g} s back-off = "
+                f"{storm:.1f} / {steady:.1f} = {storm / max(steady, 1e-9):.2f}"
+            )
+    return "\n".join(lines)
+
+
 def main() -> int:
     """Run the load, print the report; non-zero if anything but 200/429/503 came back."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
@@ -201,47 +313,39 @@ def main() -> int:
     parser.add_argument("--factor", type=float, default=2.0, help="concurrency / capacity")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of load")
     parser.add_argument("--max-tokens", type=int, default=32)
-    parser.add_argument("--backoff", type=float, default=0.1, help="wait after a 429/503 (s)")
+    parser.add_argument(
+        "--backoff",
+        type=float,
+        nargs="+",
+        default=[0.1],
+        help="wait after a 429/503 (s); 0: retry at once; several: one run each",
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each back-off")
+    parser.add_argument(
+        "--server-root",
+        type=Path,
+        action="append",
+        help="with --spawn: a checkout to run the server from (repeat to compare; one at a time)",
+    )
     parser.add_argument("--model", default="tiny-llama")
     parser.add_argument("--api-key", default=os.environ.get("QUORUM_BENCH_API_KEY"))
     args = parser.parse_args()
 
-    process = None
-    base_url = args.url
-    if args.spawn:
-        port = 18_000 + os.getpid() % 1000
-        base_url = f"http://127.0.0.1:{port}"
-        log = Path(tempfile.gettempdir()) / f"quorum-load-{port}.log"
-        process = spawn(args.spawn, args.capacity, port, log)
-        print(f"server log: {log}")
-        wait_ready(base_url, process)
-    concurrency = max(1, round(args.capacity * args.factor))
     body = chat_body(args.model, args.max_tokens, "Tell me about the sea in one line.")
-    print(
-        f"load: {concurrency} concurrent clients for {args.duration:.0f} s "
-        f"against a capacity of {args.capacity} samples"
-    )
-    try:
-        report = asyncio.run(
-            run_load(
-                base_url,
-                body,
-                concurrency=concurrency,
-                duration_s=args.duration,
-                api_key=args.api_key,
-                backoff_s=args.backoff,
-            )
-        )
-        print(report.summary())
-        healthy = asyncio.run(serves_normally(base_url, body, args.api_key))
-        print(f"serves normally afterwards: {healthy}")
-    finally:
-        if process is not None:
-            process.send_signal(signal.SIGTERM)
-            print(f"server exit code: {process.wait(120)}")
-    if report.unexpected:
-        print(f"unexpected outcomes: {report.unexpected}")
-    return 0 if healthy and not report.unexpected else 1
+    runs: list[Run] = []
+    if args.spawn:
+        for index, root in enumerate(args.server_root or [None]):
+            if index:
+                time.sleep(1.5)  # let the last engine's processes go before the next starts
+            runs += spawned_runs(args, root, body)
+    else:
+        runs = load_runs(args, args.url, args.url, body)
+    if len(runs) > 1:
+        print(side_by_side(runs))
+    unexpected = {run.code: run.report.unexpected for run in runs if run.report.unexpected}
+    if unexpected:
+        print(f"unexpected outcomes: {unexpected}")
+    return 0 if all(run.healthy for run in runs) and not unexpected else 1
 
 
 if __name__ == "__main__":

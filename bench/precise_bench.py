@@ -20,8 +20,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from decoding.engine import ChatPrompt, SamplingSpec, collect
-from decoding.equivalence import AnswerNormalizer
 from decoding.extraction import extract_answer
+from decoding.normalizer import AnswerNormalizer
 from decoding.self_consistency import ConsistencyPlan, self_consistency
 from decoding.voting import Ballot, vote
 from server.engines.factory import model_folder
@@ -53,14 +53,16 @@ def synthetic_samples(count: int, seed: int = 0) -> list[str]:
     return texts
 
 
-def vote_once(texts: list[str]) -> float:
-    """Seconds to extract, normalise and vote over ``texts`` (fresh normaliser: no warm cache)."""
+async def vote_once(texts: list[str]) -> float:
+    """Seconds to extract, normalise and vote over ``texts`` (fresh normaliser: no warm cache;
+    formulas judged in process, as the server's workers would)."""
     start = time.perf_counter()
     normalizer = AnswerNormalizer("auto")
     ballots = []
     for index, text in enumerate(texts):
         answer = extract_answer(text, "auto")
-        ballots.append(Ballot(index, None if answer is None else normalizer.canonical(answer)))
+        judged = None if answer is None else (await normalizer.canonical(answer)).canonical
+        ballots.append(Ballot(index, judged))
     vote(ballots)
     return time.perf_counter() - start
 
@@ -95,8 +97,8 @@ async def main(args: argparse.Namespace) -> None:
     await engine.stop()
 
     texts = synthetic_samples(64)
-    vote_once(texts)  # math-verify's first use imports and warms sympy: not part of a vote
-    votes = [vote_once(texts) for _ in range(5)]
+    await vote_once(texts)  # math-verify's first use imports and warms sympy: not a vote's cost
+    votes = [await vote_once(texts) for _ in range(5)]
 
     m1, m8, ms, mv = (statistics.median(x) for x in (one, eight, sequential, votes))
     print(f"rounds: {args.rounds}, max_tokens: {args.max_tokens}")

@@ -13,8 +13,10 @@ from decoding.engine import (
     TextPrompt,
     collect,
 )
-from decoding.equivalence import ANSWER_FORMATS, AnswerFormat, AnswerNormalizer, Canonical
+from decoding.equivalence import ANSWER_FORMATS, AnswerFormat, Canonical
 from decoding.extraction import extract_answer
+from decoding.judge import InProcessJudge, Judge, JudgeFailed, TooLarge, Verdict
+from decoding.normalizer import AnswerNormalizer, Judged
 from decoding.samples import (
     FinishReason,
     Generation,
@@ -61,6 +63,10 @@ __all__ = [
     "FinishReason",
     "Generation",
     "GenerationChunk",
+    "InProcessJudge",
+    "Judge",
+    "JudgeFailed",
+    "Judged",
     "ManagedEngine",
     "ProgressHook",
     "Prompt",
@@ -72,6 +78,8 @@ __all__ = [
     "StoppingRule",
     "TextPrompt",
     "TokenLogprob",
+    "TooLarge",
+    "Verdict",
     "VoteGroup",
     "VoteResult",
     "WindowStopping",

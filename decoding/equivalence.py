@@ -6,9 +6,10 @@ currency signs, ``%``/``\\%`` (so ``5%`` votes with ``5``, not with ``0.05``: th
 unit and models mostly differ only in whether they print the sign), degree marks, LaTeX spacing, and
 a leading ``x =``. Decimals are compared exactly, so ``0.333`` is not ``1/3``.
 
-LaTeX and symbolic answers (``\\frac{1}{2}``, ``\\sqrt{2}``, ``2\\pi``) go to math-verify (see
-``decoding.symbolic``), only when the fast path fails and only once per DISTINCT answer string.
-Rational results share the number keys; other formulas are grouped with an equal representative.
+LaTeX and symbolic answers (``\\frac{1}{2}``, ``\\sqrt{2}``, ``2\\pi``) go to math-verify in a
+bounded judge (see ``decoding.normalizer``), only when the fast path fails and only once per
+DISTINCT answer string. Rational results share the number keys; other formulas are grouped with
+an equal representative; any answer can fall back to its text key (``text_key``).
 
 Answers come from model output, so every step is linear in the answer's length (most inputs are
 capped besides: ``MAX_NUMBER_CHARS``, ``MAX_FORMULA_CHARS``): runs that the next token cannot take
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
 
-from decoding.symbolic import MAX_FORMULA_CHARS, FormulaIndex, exact_rational, parse_formula
+from decoding.symbolic import MAX_FORMULA_CHARS
 
 AnswerFormat = Literal["auto", "number", "math", "choice", "text", "json", "code"]
 ANSWER_FORMATS: tuple[AnswerFormat, ...] = (
@@ -191,74 +192,11 @@ def canonical_code(answer: str) -> str:
     return "\n".join(line.rstrip() for line in answer.strip("\n").splitlines()).strip("\n")
 
 
-def _number_key(value: Fraction) -> Canonical:
+def number_key(value: Fraction) -> Canonical:
+    """The key and display of an exact number (fast path and formulas alike)."""
     return Canonical(f"num:{value.numerator}/{value.denominator}", format_number(value))
 
 
-def _text_key(answer: str) -> Canonical:
+def text_key(answer: str) -> Canonical:
+    """The key and display of an answer compared as text (also the fallback of any other)."""
     return Canonical(f"text:{canonical_text(answer)}", display_text(answer))
-
-
-class AnswerNormalizer:
-    """Maps answers to ``Canonical`` keys, caching each distinct string and merging equal formulas.
-
-    Not thread-safe; use one per vote (it may run in a worker thread, one call at a time).
-    """
-
-    def __init__(self, answer_format: AnswerFormat = "auto") -> None:
-        if answer_format not in ANSWER_FORMATS:
-            raise ValueError(
-                f"unknown answer_format {answer_format!r}; expected one of {ANSWER_FORMATS}"
-            )
-        self.answer_format: AnswerFormat = answer_format
-        self._cache: dict[str, Canonical] = {}
-        self._formulas: FormulaIndex[Canonical] = FormulaIndex()
-        self.symbolic_parses = 0
-
-    def canonical(self, answer: str) -> Canonical:
-        """The grouping key and display string of one extracted answer."""
-        cached = self._cache.get(answer)
-        if cached is None:
-            cached = self._cache[answer] = self._compute(answer)
-        return cached
-
-    def _compute(self, answer: str) -> Canonical:
-        fmt = self.answer_format
-        if fmt == "choice":
-            letter = canonical_choice(answer)
-            return Canonical(f"choice:{letter}", letter) if letter else _text_key(answer)
-        if fmt == "json":
-            dumped = canonical_json(answer)
-            return Canonical(f"json:{dumped}", dumped) if dumped is not None else _text_key(answer)
-        if fmt == "code":
-            code = canonical_code(answer)
-            return Canonical(f"code:{code}", code)
-        if fmt == "text":
-            return _text_key(answer)
-        value = parse_number(answer)
-        if value is not None:
-            return _number_key(value)
-        if looks_symbolic(answer):
-            found = self._formula_key(answer)
-            if found is not None:
-                return found
-        return _text_key(answer)
-
-    def _formula_key(self, answer: str) -> Canonical | None:
-        self.symbolic_parses += 1
-        expr = parse_formula(strip_decorations(answer))
-        if expr is None:
-            return None
-        value = exact_rational(expr)
-        if value is not None:
-            return _number_key(value)
-        known, mark = self._formulas.find(expr)
-        if known is not None:
-            return known
-        try:
-            key = f"sym:{expr}"
-        except Exception:  # sympy printing can refuse huge integers
-            return None
-        canonical = Canonical(key, display_text(strip_decorations(answer)))
-        self._formulas.add(expr, mark, canonical)
-        return canonical

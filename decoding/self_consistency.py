@@ -14,9 +14,11 @@
   and the vote runs on what finished, with ``budget_exhausted`` set.
 
 Logprobs are always requested (``logprobs=0`` unless the caller asked for more) so the tie-break
-can use mean token logprobs. Extraction and voting run off the event loop (in the given executor,
-else the loop's default thread pool, as ``asyncio.to_thread`` does). Samples cut by
-``max_tokens`` vote only with a marked answer (see ``extract_answer``).
+can use mean token logprobs. Extraction, the cheap keys and voting run off the event loop (in the
+given executor, else the loop's default thread pool, as ``asyncio.to_thread`` does); formulas are
+judged by the given ``Judge`` (the server's is a pool of killable worker processes), within its
+bounds (see ``decoding.normalizer``), and every sample's record says how its judging went. Samples
+cut by ``max_tokens`` vote only with a marked answer (see ``extract_answer``).
 """
 
 from __future__ import annotations
@@ -31,14 +33,17 @@ from typing import Literal, TypeVar
 
 from decoding.confidence import Confidence, ConfidenceSpec, token_confidence, trace_confidence
 from decoding.engine import Engine, Prompt, SamplingSpec
-from decoding.equivalence import ANSWER_FORMATS, AnswerFormat, AnswerNormalizer, Canonical
+from decoding.equivalence import ANSWER_FORMATS, AnswerFormat
 from decoding.extraction import extract_answer
+from decoding.judge import InProcessJudge, Judge, Verdict
+from decoding.normalizer import AnswerNormalizer, Judged
 from decoding.samples import FinishReason, Sample
 from decoding.stopping import BetaStopping, StoppingRule
 from decoding.voting import AbstainCode, Ballot, VoteGroup, VoteResult, vote
+from decoding.weighting import DEFAULT_CISC_TEMPERATURE, WEIGHTINGS, Weighting, weigh
 
 BudgetReason = Literal["deadline", "max_total_tokens"]
-_Judged = tuple[str | None, Canonical | None]  # extracted answer, its canonical form
+TruncatedVotes = Literal["marked", "any"]
 _T = TypeVar("_T")
 
 
@@ -54,8 +59,18 @@ class ConsistencyPlan:
     max_total_tokens: int | None = None
     deadline_ms: float | None = None
     confidence: ConfidenceSpec = field(default_factory=ConfidenceSpec)
+    weighting: Weighting = "majority"
+    keep_top: float = 1.0
+    cisc_temperature: float = DEFAULT_CISC_TEMPERATURE
+    truncated_votes: TruncatedVotes = "marked"
 
     def __post_init__(self) -> None:
+        if self.weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
+        if not 0.0 < self.keep_top <= 1.0:
+            raise ValueError(f"keep_top must be in (0, 1], got {self.keep_top}")
+        if self.cisc_temperature <= 0:
+            raise ValueError(f"cisc_temperature must be > 0, got {self.cisc_temperature}")
         if self.samples < 1:
             raise ValueError(f"samples must be >= 1, got {self.samples}")
         if self.answer_format not in ANSWER_FORMATS:
@@ -83,6 +98,7 @@ class SampleRecord:
     mean_logprob: float | None
     token_count: int
     voted: bool
+    judge: Verdict | None = None  # how judging its answer went; None: no answer to judge
     confidence: Confidence | None = None
     token_confidences: tuple[float, ...] | None = None
 
@@ -109,6 +125,7 @@ class ConsistencyResult:
     prompt_tokens: int
     completion_tokens: int
     engine_requests: int
+    truncated: bool = False  # the winning sample was cut by max_tokens
 
 
 @dataclass(frozen=True)
@@ -148,14 +165,17 @@ async def self_consistency(
     spec: SamplingSpec,
     plan: ConsistencyPlan,
     *,
+    judge: Judge | None = None,
     executor: Executor | None = None,
     on_round: ProgressHook | None = None,
 ) -> ConsistencyResult:
     """Run precise mode over ``engine`` and return the vote with all of its evidence;
+    ``judge`` bounds formula judging (default: in this process, unbounded: trusted input only);
     ``on_round`` hears the running tally after every engine round."""
     loop = asyncio.get_running_loop()
     deadline = None if plan.deadline_ms is None else loop.time() + plan.deadline_ms / 1000
-    normalizer = AnswerNormalizer(plan.answer_format)
+    judge = InProcessJudge(executor) if judge is None else judge
+    normalizer = AnswerNormalizer(plan.answer_format, judge)
     base = engine_spec(spec, plan)
     stream = plan.max_total_tokens is not None
     state = _State()
@@ -175,9 +195,12 @@ async def self_consistency(
         )
         state.prompt_tokens = done.prompt_tokens or state.prompt_tokens
         state.spent += sum(s.token_count for s in done.samples)
-        judged = await _off_loop(executor, _judge, done.samples, normalizer)
-        for sample, one in zip(done.samples, judged, strict=True):
-            _record(state, sample, drawn, seed, one, plan.confidence)
+        any_cut = plan.samples == 1 or plan.truncated_votes == "any"
+        answers, formulas = await _off_loop(executor, _extract, done.samples, normalizer, any_cut)
+        await normalizer.judge(formulas)
+        for sample, answer in zip(done.samples, answers, strict=True):
+            judged = None if answer is None else normalizer.judged(answer)
+            _record(state, sample, drawn, seed, answer, judged, plan.confidence)
         if on_round is not None:
             on_round(_progress(state, plan))
         if done.cut is not None:
@@ -187,8 +210,9 @@ async def self_consistency(
         if plan.adaptive and more_allowed and _rule_stops(plan.stopping, state):
             stopped_early = True
             break
-    result = await _off_loop(executor, vote, state.ballots, min_agreement=plan.min_agreement)
-    return _result(state, result, stopped_early)
+    records, ballots = _vote_inputs(state, plan)
+    result = await _off_loop(executor, vote, ballots, min_agreement=plan.min_agreement)
+    return _result(state, records, result, stopped_early)
 
 
 def engine_spec(spec: SamplingSpec, plan: ConsistencyPlan) -> SamplingSpec:
@@ -238,17 +262,24 @@ async def _run_round(
     return done
 
 
-def _judge(samples: Sequence[Sample], normalizer: AnswerNormalizer) -> list[_Judged]:
-    """Extract and normalise each finished sample's answer (runs in a worker thread)."""
-    judged: list[_Judged] = []
+def _extract(
+    samples: Sequence[Sample], normalizer: AnswerNormalizer, any_cut: bool = False
+) -> tuple[list[str | None], list[str]]:
+    """Each finished sample's answer, keyed at once where no judge is needed (runs in a worker
+    thread); and the formula answers left for the judge. A sample cut by ``max_tokens`` gives
+    only a marked answer unless ``any_cut`` (one greedy sample, or ``truncated_votes="any"``)."""
+    answers: list[str | None] = []
+    formulas: list[str] = []
     for sample in samples:
         if sample.finish_reason == "abort":
-            judged.append((None, None))
+            answers.append(None)
             continue
-        truncated = sample.finish_reason == "length"
-        answer = extract_answer(sample.text, normalizer.answer_format, allow_fallback=not truncated)
-        judged.append((answer, None if answer is None else normalizer.canonical(answer)))
-    return judged
+        fallback = any_cut or sample.finish_reason != "length"
+        answer = extract_answer(sample.text, normalizer.answer_format, allow_fallback=fallback)
+        answers.append(answer)
+        if answer is not None and normalizer.key_now(answer) is None:
+            formulas.append(answer)
+    return answers, formulas
 
 
 def _record(
@@ -256,15 +287,18 @@ def _record(
     sample: Sample,
     offset: int,
     seed: int | None,
-    judged: _Judged,
+    answer: str | None,
+    judged: Judged | None,
     spec: ConfidenceSpec,
 ) -> None:
     """Keep the sample's record; finished samples also get a ballot (aborted ones do not)."""
-    (answer, canonical), index = judged, offset + sample.index
+    index = offset + sample.index
+    canonical = None if judged is None else judged.canonical
     voted = sample.finish_reason != "abort"
     display = None if canonical is None else canonical.display
     sample_seed = None if seed is None else seed + sample.index
     lp, tokens, reason = sample.mean_logprob, sample.token_count, sample.finish_reason
+    verdict = None if judged is None else judged.verdict
     # DeepConf's confidence needs the top-k alternatives; without them there is none to report.
     logprobs = (sample.logprobs or []) if spec.top_k > 0 else []
     keep = spec.keep_tokens and spec.top_k > 0
@@ -280,6 +314,7 @@ def _record(
         lp,
         tokens,
         voted,
+        verdict,
         confidence,
         scores,
     )
@@ -322,16 +357,31 @@ async def _off_loop(
     return await asyncio.get_running_loop().run_in_executor(executor, call)
 
 
-def _result(state: _State, outcome: VoteResult, stopped_early: bool) -> ConsistencyResult:
+def _vote_inputs(state: _State, plan: ConsistencyPlan) -> tuple[list[SampleRecord], list[Ballot]]:
+    """The ballots as weighted and filtered by the plan (``decoding.weighting``), and the
+    records with ``voted`` false for the samples the confidence filter left out."""
+    confidence = {r.index: r.confidence for r in state.records}
+    ballots = weigh(state.ballots, confidence, plan.weighting, plan.keep_top, plan.cisc_temperature)
+    voting = {b.index for b in ballots}
+    records = [
+        r if r.index in voting or not r.voted else replace(r, voted=False) for r in state.records
+    ]
+    return records, ballots
+
+
+def _result(
+    state: _State, records: list[SampleRecord], outcome: VoteResult, stopped_early: bool
+) -> ConsistencyResult:
     winner = None if outcome.abstained else outcome.winner_index
-    text = None if winner is None else next(r.text for r in state.records if r.index == winner)
+    chosen = None if winner is None else next(r for r in records if r.index == winner)
+    text = None if chosen is None else chosen.text
     return ConsistencyResult(
         answer=None if outcome.abstained else outcome.winner,
         text=text,
         winner_index=winner,
         agreement=outcome.agreement,
         votes=outcome.votes,
-        samples=tuple(state.records),
+        samples=tuple(records),
         samples_used=len(state.ballots),
         parsed=outcome.parsed,
         unparsed=outcome.unparsed,
@@ -344,4 +394,5 @@ def _result(state: _State, outcome: VoteResult, stopped_early: bool) -> Consiste
         prompt_tokens=state.prompt_tokens,
         completion_tokens=state.spent,
         engine_requests=state.engine_requests,
+        truncated=chosen is not None and chosen.finish_reason == "length",
     )

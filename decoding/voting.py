@@ -1,10 +1,13 @@
 """Majority vote over canonical answers, keeping the evidence (every group and its samples).
 
-Tie-break, fixed so that equal inputs always give equal outputs: among groups with the most votes,
-the one whose samples have the higher SUM of mean token logprobs wins, if every tied sample has a
-logprob; otherwise, or if still tied, the group whose earliest sample index is smallest. Inside the
-winning group the sample with the highest mean logprob is the one whose text is returned (the
-earliest on ties or without logprobs).
+Each ballot carries a weight (1 in a plain majority vote; confidence weights come from
+``decoding.weighting``): the answer with the largest summed weight wins, and the agreement is
+its share of the parsed ballots' total weight (its share of the votes when unweighted).
+Tie-break, fixed so that equal inputs always give equal outputs: among groups with the same
+largest weight, the one whose samples have the higher SUM of mean token logprobs wins, if every
+tied sample has a logprob; otherwise, or if still tied, the group whose earliest sample index is
+smallest. Inside the winning group the sample with the highest mean logprob is the one whose text
+is returned (the earliest on ties or without logprobs).
 
 A vote abstains when no sample had an answer (``"no_answer"``) or when the winner's share of the
 parsed votes is below ``min_agreement`` (``"low_agreement"``); the leader is still reported.
@@ -23,11 +26,13 @@ AbstainCode = Literal["no_answer", "low_agreement"]
 
 @dataclass(frozen=True)
 class Ballot:
-    """One sample's vote: its index, its canonical answer (None: no answer), its mean logprob."""
+    """One sample's vote: its index, its canonical answer (None: no answer), its mean logprob,
+    and its weight (1 in a plain majority vote; see ``decoding.weighting``)."""
 
     index: int
     answer: Canonical | None
     mean_logprob: float | None = None
+    weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,7 @@ class VoteGroup:
     key: str
     indices: tuple[int, ...]
     logprob_sum: float | None
+    weight: float  # the summed weights of its ballots (its count in a plain majority vote)
 
     @property
     def count(self) -> int:
@@ -76,19 +82,22 @@ def vote(ballots: Sequence[Ballot], *, min_agreement: float = 0.0) -> VoteResult
         return VoteResult(None, None, None, 0.0, (), 0, unparsed, True, "no_answer", reason)
 
     groups = [_group(key, group) for key, group in members.items()]
-    groups.sort(key=lambda g: (-g.count, g.indices[0]))
-    winner = _break_tie([g for g in groups if g.count == groups[0].count])
+    groups.sort(key=lambda g: (-g.weight, g.indices[0]))
+    winner = _break_tie([g for g in groups if g.weight == groups[0].weight])
     ordered = (winner, *(g for g in groups if g is not winner))
-    agreement = winner.count / parsed
+    mass = sum(g.weight for g in groups)
+    agreement = winner.weight / mass if mass > 0 else 0.0
     best = max(members[winner.key], key=lambda b: (_lp(b), -b.index))
     result = VoteResult(
         winner.answer, winner.key, best.index, agreement, ordered, parsed, unparsed, False
     )
     if agreement < min_agreement:
-        reason = (
-            f"agreement {agreement:.3f} ({winner.count} of {parsed} parsed votes) is below "
-            f"min_agreement {min_agreement:.3f}"
+        support = (
+            f"{winner.count} of {parsed} parsed votes"
+            if all(b.weight == 1.0 for group in members.values() for b in group)
+            else f"weight {winner.weight:.3g} of {mass:.3g}"
         )
+        reason = f"agreement {agreement:.3f} ({support}) is below min_agreement {min_agreement:.3f}"
         return VoteResult(
             winner.answer,
             winner.key,
@@ -109,7 +118,8 @@ def _group(key: str, ballots: list[Ballot]) -> VoteGroup:
     known = [lp for lp in logprobs if lp is not None]
     total = sum(known) if len(known) == len(logprobs) else None
     display = ballots[0].answer.display if ballots[0].answer is not None else key
-    return VoteGroup(display, key, tuple(b.index for b in ballots), total)
+    weight = sum(b.weight for b in ballots)
+    return VoteGroup(display, key, tuple(b.index for b in ballots), total, weight)
 
 
 def _break_tie(tied: list[VoteGroup]) -> VoteGroup:

@@ -8,14 +8,16 @@ generation serves every variant of extraction, voting and stopping.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from decoding.equivalence import AnswerFormat, AnswerNormalizer
+from decoding.equivalence import AnswerFormat
 from decoding.extraction import extract_answer
+from decoding.normalizer import AnswerNormalizer
 from evaluation.results import Record, is_ok, record_key
 from evaluation.scoring import Scorer
 
@@ -75,14 +77,19 @@ def confidence_fields(sample: Mapping[str, Any]) -> dict[str, float]:
     return {}
 
 
-def _answer(
-    text: str, fmt: AnswerFormat, fallback: bool, normalizer: AnswerNormalizer, scorer: Scorer
-) -> Answer:
-    extracted = extract_answer(text, fmt, allow_fallback=fallback)
+def _answer(extracted: str | None, normalizer: AnswerNormalizer, scorer: Scorer) -> Answer:
     if extracted is None:
         return Answer(None, None, False)
-    canonical = normalizer.canonical(extracted)
+    canonical = normalizer.judged(extracted).canonical
     return Answer(canonical.key, canonical.display, scorer(canonical.display))
+
+
+def _settle(normalizer: AnswerNormalizer, answers: Iterable[str | None]) -> None:
+    """Key every extracted answer: cheap ones at once, formulas through decoding's judge (in
+    this process: the analysis runs offline, on the results of our own runs)."""
+    formulas = {a for a in answers if a is not None and normalizer.key_now(a) is None}
+    if formulas:
+        asyncio.run(normalizer.judge(formulas))
 
 
 def judge_record(record: Record) -> ItemRun:
@@ -91,12 +98,23 @@ def judge_record(record: Record) -> ItemRun:
     fmt: AnswerFormat = request.get("answer_format", "auto")
     normalizer = AnswerNormalizer(fmt)
     scorer = Scorer(item["kind"], item["answer"], item.get("metadata", {}))
+    raws = list(response.get("samples", []))
+    texts = [str(raw.get("text") or "") for raw in raws]
+    cut = [raw.get("finish_reason") == "length" for raw in raws]
+    strict_answers = [
+        extract_answer(t, fmt, allow_fallback=not c) for t, c in zip(texts, cut, strict=True)
+    ]
+    loose_answers = [
+        extract_answer(t, fmt, allow_fallback=True) if c else a
+        for t, c, a in zip(texts, cut, strict_answers, strict=True)
+    ]
+    _settle(normalizer, [*strict_answers, *loose_answers])
     judged: list[JudgedSample] = []
-    for raw in response.get("samples", []):
-        text = str(raw.get("text") or "")
-        truncated = raw.get("finish_reason") == "length"
-        strict = _answer(text, fmt, not truncated, normalizer, scorer)
-        loose = strict if not truncated else _answer(text, fmt, True, normalizer, scorer)
+    for raw, truncated, found, loose_found in zip(
+        raws, cut, strict_answers, loose_answers, strict=True
+    ):
+        strict = _answer(found, normalizer, scorer)
+        loose = strict if not truncated else _answer(loose_found, normalizer, scorer)
         lp = raw.get("mean_logprob")
         judged.append(
             JudgedSample(

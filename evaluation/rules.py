@@ -7,30 +7,26 @@ report can say so instead of scoring a silent fallback.
 - ``majority``: today's default, ``decoding.vote`` itself (ties: summed mean logprob, then the
   earliest sample); a sample cut by ``max_tokens`` votes only with a marked answer.
 - ``majority-fallback``: the same, but a cut sample also votes with its fallback answer.
-- ``logprob``: each answer weighted by exp(mean token logprob), the geometric-mean probability.
-- ``cisc``: CISC (Taubenfeld et al. 2025): softmax over samples of confidence / 0.5, where the
-  confidence is a numeric per-sample ``confidence`` field if the server sends one, else the mean
-  token logprob.
-- ``deepconf-lowest-group`` / ``deepconf-tail`` (Fu et al. 2025, DeepConf): weights from the
-  per-sample ``confidence`` fields of those names (higher: more confident); None when absent.
-- ``top10`` / ``top90``: keep the 10% / 90% most confident samples (DeepConf's lowest-group
-  confidence when present, else mean logprob; at least one), then ``majority``.
+- ``logprob``, ``cisc``, ``deepconf-lowest-group``, ``deepconf-tail``, ``deepconf-mean``: the
+  server's ``vote_weighting`` options, computed by the server's own code
+  (``decoding.weighting``); the DeepConf ones are None when samples carry no ``confidence``.
+- ``top10`` / ``top50`` / ``top90``: the server's ``keep_top`` option (DeepConf's offline filter):
+  the most confident share of the samples (lowest-group confidence, else mean logprob) votes.
 - ``greedy+vote``: ``majority`` with the greedy config's answer as one more ballot.
 """
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from decoding.confidence import Confidence
 from decoding.equivalence import Canonical
 from decoding.stopping import BetaStopping, StoppingRule, WindowStopping
 from decoding.voting import Ballot, vote
+from decoding.weighting import Weighting, weigh
 from evaluation.judge import Answer, JudgedSample
-
-CISC_TEMPERATURE = 0.5
 
 
 @dataclass(frozen=True)
@@ -83,24 +79,31 @@ def majority_of(
     return Decision(result.winner_key, right[result.winner_key], result.agreement, len(samples))
 
 
-def weighted_of(samples: Sequence[JudgedSample], weights: Sequence[float]) -> Decision:
-    """Answer with the largest total weight; ties go to the earliest sample's answer."""
-    totals: dict[str, float] = {}
-    first: dict[str, int] = {}
+def _confidence(sample: JudgedSample) -> Confidence | None:
+    """The sample's DeepConf confidence as decoding's type, when the server sent all of it."""
+    values = [sample.confidence.get(name) for name in ("mean", "lowest_group", "tail")]
+    if any(v is None for v in values):
+        return None
+    mean, lowest, tail = (float(v or 0.0) for v in values)
+    return Confidence(mean=mean, lowest_group=lowest, tail=tail)
+
+
+def served(
+    samples: Sequence[JudgedSample], weighting: Weighting = "majority", keep_top: float = 1.0
+) -> Decision:
+    """The server's own vote (``decoding.weighting.weigh`` then ``decoding.vote``) with a
+    weighting and a keep-top share, so the analysis measures exactly what a request option does."""
     right: dict[str, bool] = {}
-    for sample, weight in zip(samples, weights, strict=True):
-        key = sample.strict.key
-        if key is None:
-            continue
-        totals[key] = totals.get(key, 0.0) + weight
-        first.setdefault(key, sample.index)
-        right.setdefault(key, sample.strict.correct)
-    if not totals:
-        return Decision(None, False, 0.0, len(samples))
-    best = max(totals, key=lambda k: (totals[k], -first[k]))
-    mass = sum(totals.values())
-    share = totals[best] / mass if mass > 0 else 0.0
-    return Decision(best, right[best], share, len(samples))
+    ballots = []
+    for sample in samples:
+        ballots.append(_ballot(sample, sample.strict))
+        if sample.strict.key is not None:
+            right.setdefault(sample.strict.key, sample.strict.correct)
+    confidences = {s.index: _confidence(s) for s in samples}
+    result = vote(weigh(ballots, confidences, weighting, keep_top))
+    if result.winner_key is None:
+        return Decision(None, False, result.agreement, len(samples))
+    return Decision(result.winner_key, right[result.winner_key], result.agreement, len(samples))
 
 
 def majority(samples: Sequence[JudgedSample], ctx: Context) -> Decision | None:
@@ -113,58 +116,25 @@ def majority_fallback(samples: Sequence[JudgedSample], ctx: Context) -> Decision
     return majority_of(samples, loose=True)
 
 
-def logprob(samples: Sequence[JudgedSample], ctx: Context) -> Decision | None:
-    """Weights exp(mean logprob); None when the samples carry no logprobs."""
-    if any(s.mean_logprob is None for s in samples):
-        return None
-    return weighted_of(samples, [math.exp(s.mean_logprob or 0.0) for s in samples])
-
-
-def _signal(sample: JudgedSample, name: str) -> float | None:
-    return sample.confidence.get(name)
-
-
-def cisc(samples: Sequence[JudgedSample], ctx: Context) -> Decision | None:
-    """Softmax(confidence / T) weights; confidence is the ``confidence`` field or mean logprob."""
-    scores = [_signal(s, "confidence") for s in samples]
-    if any(v is None for v in scores):
-        scores = [s.mean_logprob for s in samples]
-    if any(v is None for v in scores):
-        return None
-    values = [float(v) / CISC_TEMPERATURE for v in scores if v is not None]
-    top = max(values)
-    weights = [math.exp(v - top) for v in values]
-    return weighted_of(samples, weights)
-
-
-def _deepconf(name: str) -> Rule:
+def _weighted(weighting: Weighting, needs_confidence: bool) -> Rule:
     def rule(samples: Sequence[JudgedSample], ctx: Context) -> Decision | None:
-        values = [_signal(s, name) for s in samples]
-        if any(v is None for v in values):
+        if needs_confidence and any(_confidence(s) is None for s in samples):
             return None
-        return weighted_of(samples, [max(0.0, float(v or 0.0)) for v in values])
+        if weighting in ("logprob", "cisc") and any(s.mean_logprob is None for s in samples):
+            return None
+        return served(samples, weighting)
 
-    rule.__doc__ = f"Weights from the per-sample ``confidence.{name}`` field."
+    rule.__doc__ = f"The server's ``vote_weighting={weighting}``."
     return rule
-
-
-def _confidence_rank(sample: JudgedSample) -> float:
-    value = _signal(sample, "lowest_group")
-    if value is None:
-        value = sample.mean_logprob
-    return float("-inf") if value is None else value
 
 
 def _top(share: float) -> Rule:
     def rule(samples: Sequence[JudgedSample], ctx: Context) -> Decision | None:
-        if all(_confidence_rank(s) == float("-inf") for s in samples):
+        if all(_confidence(s) is None and s.mean_logprob is None for s in samples):
             return None
-        keep = max(1, math.ceil(share * len(samples)))
-        ranked = sorted(samples, key=lambda s: (-_confidence_rank(s), s.index))[:keep]
-        decision = majority_of(sorted(ranked, key=lambda s: s.index))
-        return Decision(decision.key, decision.correct, decision.agreement, len(samples))
+        return served(samples, keep_top=share)
 
-    rule.__doc__ = f"Majority over the {share:.0%} most confident samples."
+    rule.__doc__ = f"The server's ``keep_top={share}``: majority over the most confident."
     return rule
 
 
@@ -180,11 +150,13 @@ def greedy_plus_vote(samples: Sequence[JudgedSample], ctx: Context) -> Decision 
 RULES: dict[str, Rule] = {
     "majority": majority,
     "majority-fallback": majority_fallback,
-    "logprob": logprob,
-    "cisc": cisc,
-    "deepconf-lowest-group": _deepconf("lowest_group"),
-    "deepconf-tail": _deepconf("tail"),
+    "logprob": _weighted("logprob", needs_confidence=False),
+    "cisc": _weighted("cisc", needs_confidence=False),
+    "deepconf-lowest-group": _weighted("lowest_group", needs_confidence=True),
+    "deepconf-tail": _weighted("tail", needs_confidence=True),
+    "deepconf-mean": _weighted("mean", needs_confidence=True),
     "top10": _top(0.10),
+    "top50": _top(0.50),
     "top90": _top(0.90),
     "greedy+vote": greedy_plus_vote,
 }

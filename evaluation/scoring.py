@@ -3,7 +3,8 @@
 Predicted answers are model output, so every check is bounded: numbers take decoding's exact
 ``Fraction`` path; anything else is capped at ``MAX_ANSWER_CHARS`` and, when it must go to
 math-verify, parsed under math-verify's own ``signal.alarm`` timeouts (only possible on the main
-thread; elsewhere the parse is guarded by decoding's ``is_tame`` bound instead). Code answers run
+thread: the report runs there; elsewhere, e.g. in tests' worker threads, the input cap is the
+only bound). Code answers run
 their item's tests in a limited child process (``evaluation.sandbox``).
 """
 
@@ -16,7 +17,6 @@ from typing import Any
 from math_verify import parse, verify
 
 from decoding.equivalence import canonical_choice, canonical_code, parse_number, strip_decorations
-from decoding.symbolic import is_tame
 from evaluation.sandbox import run_tests
 
 MAX_ANSWER_CHARS = 512
@@ -24,7 +24,7 @@ MATH_VERIFY_TIMEOUT_S = 2
 
 
 def _timeout() -> int | None:
-    """math-verify's alarm timeouts need the main thread; None elsewhere (is_tame guards)."""
+    """math-verify's alarm timeouts need the main thread; None elsewhere."""
     return MATH_VERIFY_TIMEOUT_S if threading.current_thread() is threading.main_thread() else None
 
 
@@ -34,7 +34,7 @@ def _formula(text: str) -> Any | None:
     except Exception:  # math-verify wraps sympy and antlr; a failure means "not a formula"
         return None
     expr = next((p for p in parsed if not isinstance(p, str)), None)
-    return expr if expr is not None and is_tame(expr) else None
+    return expr
 
 
 def number_correct(predicted: str, gold: str) -> bool:

@@ -8,6 +8,9 @@
 #   QUORUM_CACHE_DIR    model and engine caches (default: ~/.cache/quorum)
 #   QUORUM_TORCH_INDEX  PyTorch CPU wheel index, used only if pip cannot find the CPU torch build
 #                       (default: https://download.pytorch.org/whl/cpu)
+#
+# Arguments:
+#   --browser           also install Debian's Chromium for the browser tests (scripts/test.sh)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -66,3 +69,16 @@ fi
 
 # 3. The embedded model, converted once into the cache.
 say "embedded model: $("$venv/bin/quorum" prepare-model)"
+
+# 4. With --browser (the test command passes it): Debian's Chromium for the playground's browser
+#    tests, which Playwright drives (it downloads no browser of its own here). Installed only
+#    when missing and only where apt-get can (root); otherwise say how to skip those tests.
+if [[ " $* " == *" --browser "* ]] && [[ ! -x /usr/bin/chromium ]]; then
+  if command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]]; then
+    say "installing chromium for the browser tests"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    say "no /usr/bin/chromium and no apt-get as root: deselect the browser tests (-m 'not browser')"
+  fi
+fi

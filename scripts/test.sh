@@ -4,7 +4,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-"$root/scripts/setup.sh"
+"$root/scripts/setup.sh" --browser
 bin="$root/.venv/bin"
 echo "[test] ruff" >&2
 "$bin/ruff" check .

@@ -6,7 +6,9 @@
     ├── ModelNotFound           404 invalid_request_error   code=model_not_found
     ├── NotFound                404 invalid_request_error   (unknown route)
     ├── MethodNotAllowed        405 invalid_request_error
+    ├── ClientTooSlow           408 invalid_request_error   (headers or body not sent in time)
     ├── PayloadTooLarge         413 invalid_request_error
+    ├── HeadersTooLarge         431 invalid_request_error
     ├── Overloaded              429 rate_limit_error        (with Retry-After)
     ├── EngineUnavailable       503 server_error            (starting, draining, dead)
     ├── RequestTimedOut         504 server_error            (server-side request timeout)
@@ -103,6 +105,16 @@ class PayloadTooLarge(
     QuorumError, status=413, type="invalid_request_error", code="payload_too_large"
 ):
     """The body is larger than the configured limit."""
+
+
+class ClientTooSlow(QuorumError, status=408, type="invalid_request_error", code="request_timeout"):
+    """The client stopped sending its request (headers or body) for too long."""
+
+
+class HeadersTooLarge(
+    QuorumError, status=431, type="invalid_request_error", code="headers_too_large"
+):
+    """The request line and headers are larger than the configured limit."""
 
 
 class Overloaded(QuorumError, status=429, type="rate_limit_error", code="overloaded"):

@@ -1,22 +1,16 @@
-"""Admission control over HTTP: read a request's weight in samples, admit it or refuse 429.
+"""A request's weight in samples, read from its JSON body: what admission control counts.
 
-A request that would take the count past the cap is refused at once with 429, ``Retry-After``
-and an OpenAI error body, rather than queued without bound; admitted requests keep their share
-until their response has been sent in full (or their client went away). The weight is read from
-the JSON body FastAPI has already parsed (``Request.json`` is cached), by an app-wide
-dependency, so routes need no hook; the mode it sees also labels the request's metrics.
+Work is counted in samples, the engine's unit: a chat request with ``n=4`` weighs 4, a precise
+request with ``samples=8`` weighs 8, a completions request prompts x n. The weight is bounded
+by the server's caps (a request past them is refused with 400 later, by validation), and
+nonsense weighs 1: weighing never refuses anything itself. The mode it reads also labels the
+request's metrics. ``server.api.middleware.admission`` admits or refuses by it.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import Request
-
-from server.api.middleware.common import record_of
-from server.errors import Overloaded
-from server.runtime.admission import Admission
 from server.runtime.settings import Settings
 
 MODE_ROUTES = {"/v1/precise": "precise", "/v1/creative": "creative"}
@@ -49,43 +43,3 @@ def request_weight(path: str, body: dict[str, Any], settings: Settings) -> int:
     prompt = body.get("prompt")
     prompts = len(prompt) if path == "/v1/completions" and isinstance(prompt, list) else 1
     return min(n * max(prompts, 1), settings.max_n)
-
-
-async def _json_body(request: Request) -> dict[str, Any]:
-    content_type = request.headers.get("content-type", "")
-    if "json" not in content_type:
-        return {}
-    try:
-        body = await request.json()  # already parsed by FastAPI: a cached dict
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
-async def admit(request: Request) -> AsyncIterator[None]:
-    """App-wide dependency: reserve the request's samples, or refuse it with 429 at once."""
-    path = str(request.scope["path"])
-    if request.method != "POST" or not path.startswith("/v1/"):
-        yield
-        return
-    admission: Admission = request.app.state.admission
-    settings: Settings = request.app.state.quorum.settings
-    body = await _json_body(request)
-    weight = request_weight(path, body, settings)
-    record = record_of(request.scope)
-    if record is not None:
-        record.mode = request_mode(path, body)
-        record.samples = weight
-    if not admission.try_acquire(weight):
-        if record is not None:
-            record.rejected = "overloaded"
-        retry = str(settings.retry_after_s)
-        raise Overloaded(
-            f"The server is at capacity ({admission.capacity} samples running or queued); "
-            f"retry after {retry} s.",
-            headers={"Retry-After": retry},
-        )
-    try:
-        yield
-    finally:
-        admission.release(weight)

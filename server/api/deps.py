@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from decoding.engine import ManagedEngine
+from decoding.judge import Judge
 from server.errors import EngineUnavailable
 from server.runtime.lifecycle import Lifecycle
 from server.runtime.settings import Settings
@@ -15,11 +16,13 @@ from server.runtime.settings import Settings
 
 @dataclass
 class ServerState:
-    """The app's live state: settings, the engine, its lifecycle, and when it was created."""
+    """The app's live state: settings, the engine, its lifecycle, the judge that bounds answer
+    judging, and when it was created."""
 
     settings: Settings
     engine: ManagedEngine
     lifecycle: Lifecycle
+    judge: Judge
     created: int = 0
 
 

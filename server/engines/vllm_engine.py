@@ -138,6 +138,7 @@ class VllmEngine:
         self._engine: Any = None
         self._tokenizer: Any = None
         self._run_dir: Path | None = None
+        self._tmpdir_before: str | None = None
         self.active = 0  # engine requests open now
         self._info = EngineInfo(
             model=settings.model_name,
@@ -168,6 +169,7 @@ class VllmEngine:
         readiness means no user request pays for that."""
         self._settings.cache_dir.mkdir(parents=True, exist_ok=True)
         self._run_dir = Path(tempfile.mkdtemp(prefix="quorum-run-"))
+        self._tmpdir_before = os.environ.get("TMPDIR")
         configure_environment(self._settings, self._run_dir)
         self._engine = await asyncio.to_thread(self._build)
         self._tokenizer = self._engine.get_tokenizer()
@@ -194,6 +196,14 @@ class VllmEngine:
             gc.collect()
         if self._run_dir is not None:
             shutil.rmtree(self._run_dir, ignore_errors=True)
+            self._run_dir = None
+            # The folder is gone: later temporary files of this process (an in-process engine
+            # in a longer-lived program) go where they went before the engine started.
+            if self._tmpdir_before is None:
+                os.environ.pop("TMPDIR", None)
+            else:
+                os.environ["TMPDIR"] = self._tmpdir_before
+            tempfile.tempdir = None
 
     def _render(self, prompt: Prompt) -> list[int]:
         if isinstance(prompt, ChatPrompt):

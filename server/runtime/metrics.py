@@ -8,7 +8,7 @@ middleware sets), so services need no handle on the app.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
 from typing import TypeVar
 
@@ -41,6 +41,8 @@ HELP = {
     "quorum_precise_samples_used": "Samples drawn per precise-mode request.",
     "quorum_precise_agreement": "The winning answer's share of votes per precise-mode request.",
     "quorum_precise_abstentions": "Precise-mode requests that abstained.",
+    "quorum_judge_fallbacks": "Answers kept as text because judging them met a bound, by "
+    "reason (timeout, too_large, error).",
 }
 ROUTE_MODE = ("route", "mode")
 
@@ -65,6 +67,7 @@ class Metrics:
         self.precise_samples = self._histogram("quorum_precise_samples_used", SAMPLE_BUCKETS)
         self.precise_agreement = self._histogram("quorum_precise_agreement", AGREEMENT_BUCKETS)
         self.precise_abstentions = self._family(Counter, "quorum_precise_abstentions")
+        self.judge_fallbacks = self._family(Counter, "quorum_judge_fallbacks", ("reason",))
 
     def _family(self, kind: type[_M], name: str, labels: Sequence[str] = ()) -> _M:
         """A counter or gauge family on this registry, with its help text from ``HELP``."""
@@ -90,13 +93,22 @@ class Metrics:
         self.engine_active.set_function(engine_active)
         self.ready.set_function(ready)
 
-    def observe_precise(self, samples_used: int, agreement: float | None, abstained: bool) -> None:
-        """Record one precise-mode vote."""
+    def observe_precise(
+        self,
+        samples_used: int,
+        agreement: float | None,
+        abstained: bool,
+        verdicts: Iterable[str | None] = (),
+    ) -> None:
+        """Record one precise-mode vote, and how judging its samples' answers went."""
         self.precise_samples.observe(samples_used)
         if agreement is not None:
             self.precise_agreement.observe(agreement)
         if abstained:
             self.precise_abstentions.inc()
+        for verdict in verdicts:
+            if verdict in ("timeout", "too_large", "error"):
+                self.judge_fallbacks.labels(verdict).inc()
 
     def render(self) -> bytes:
         """The registry in Prometheus' text format."""
@@ -106,9 +118,14 @@ class Metrics:
 CURRENT: ContextVar[Metrics | None] = ContextVar("quorum_metrics", default=None)
 
 
-def observe_precise(samples_used: int, agreement: float | None, abstained: bool) -> None:
+def observe_precise(
+    samples_used: int,
+    agreement: float | None,
+    abstained: bool,
+    verdicts: Iterable[str | None] = (),
+) -> None:
     """Record one precise-mode vote on the metrics of the app serving this request (no-op
     outside a request)."""
     metrics = CURRENT.get()
     if metrics is not None:
-        metrics.observe_precise(samples_used, agreement, abstained)
+        metrics.observe_precise(samples_used, agreement, abstained, verdicts)

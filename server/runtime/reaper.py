@@ -10,6 +10,7 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 Process = tuple[int, str]  # pid and start time, so a reused pid is never mistaken for ours
@@ -25,8 +26,9 @@ def _stat(pid: int) -> tuple[int, str, str] | None:
     return int(fields[1]), fields[0], fields[19]
 
 
-def descendants(root: int) -> list[Process]:
-    """Every live process below ``root`` (the engine's workers, and theirs)."""
+def descendants(root: int, skip: Collection[int] = ()) -> list[Process]:
+    """Every live process below ``root`` (the engine's workers, and theirs), leaving out the
+    subtrees of ``skip`` (processes that stop on their own, like the judge pool's)."""
     children: dict[int, list[Process]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and (info := _stat(int(entry.name))) is not None:
@@ -35,8 +37,9 @@ def descendants(root: int) -> list[Process]:
     pending = [root]
     while pending:
         for child in children.get(pending.pop(), []):
-            found.append(child)
-            pending.append(child[0])
+            if child[0] not in skip:
+                found.append(child)
+                pending.append(child[0])
     return found
 
 

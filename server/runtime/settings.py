@@ -8,6 +8,7 @@ list, from the environment or a flag (or a repeated flag).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from pathlib import Path
@@ -37,6 +38,21 @@ def _as_list(value: Any) -> Any:
 
 ListSetting = Annotated[list[str], NoDecode, BeforeValidator(_as_list)]
 SecretListSetting = Annotated[list[SecretStr], NoDecode, BeforeValidator(_as_list)]
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a listen address is reachable only from this machine (``localhost`` included)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost: it may resolve anywhere
+
+
+def loopback_host(data: dict[str, Any]) -> bool:
+    """The playground's default: on when the validated ``host`` is a loopback address."""
+    return is_loopback(str(data.get("host", "")))
 
 
 class Settings(BaseSettings):
@@ -133,13 +149,73 @@ class Settings(BaseSettings):
     drain_timeout_s: float = Field(
         30.0, ge=0, description="On SIGTERM, how long in-flight requests may take to finish."
     )
+    # Judging answers (server.runtime.judge_pool): formulas are parsed and compared by math-verify
+    # and sympy in worker processes, each answer bounded in time and memory.
+    judge_workers: int = Field(
+        2, ge=1, le=64, description="Worker processes that judge formula answers."
+    )
+    judge_timeout_s: float = Field(
+        2.0,
+        gt=0,
+        le=600,
+        description="Wall-clock limit per formula judgement: past it the worker is killed and "
+        "the answer is kept as text (judge: timeout).",
+    )
+    judge_memory_mb: int = Field(
+        512,
+        ge=16,
+        description="Memory a judge worker may allocate on top of its start-up size (address "
+        "space, RLIMIT_AS); past it the answer is kept as text (judge: too_large).",
+    )
+    judge_budget_s: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="Wall-clock judging time one request may spend in all; formulas left past "
+        "it are kept as text (judge: timeout).",
+    )
     cors_origins: ListSetting = Field(
         default_factory=list, description="Browser origins allowed by CORS (default: CORS off)."
+    )
+
+    # Connections (server.runtime.connections): what a client that sends slowly, or not at
+    # all, may hold.
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Time a connection has to send a request's complete headers; past it the "
+        "connection is closed (with a 408 if part of a request came).",
+    )
+    max_header_bytes: int = Field(
+        65_536,
+        ge=1024,
+        description="Largest request line plus headers; larger gets 431 and a closed connection.",
+    )
+    body_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Longest pause between request body chunks; past it the client gets 408 "
+        "and the connection is closed.",
+    )
+    keep_alive_timeout_s: int = Field(
+        5,
+        ge=1,
+        description="Seconds an idle keep-alive connection stays open between requests (raise "
+        "it above your load balancer's idle timeout).",
+    )
+    max_connections: int = Field(
+        1000,
+        ge=1,
+        description="Open client connections at once; past it new connections are closed at "
+        "accept (keep it under the process's file limit, ulimit -n).",
     )
     # Testing only, hidden from --help: a scripted engine in a real process
     # (server.engines.paced), set as QUORUM_TEST_ENGINE=scripted.
     test_engine: CliSuppress[Literal["none", "scripted"]] = "none"
     test_token_delay_ms: CliSuppress[int] = Field(0, ge=0)
+    # A request that never ends (QUORUM_TEST_HANG): ignoring cancellation, on a thread that
+    # never returns, or blocking the event loop; for the shutdown deadline's tests.
+    test_hang: CliSuppress[Literal["none", "cancel", "thread", "loop"]] = "none"
 
     # Remote upstreams (server.engines.upstream): OpenAI-compatible servers instead of vLLM here.
     upstreams: ListSetting = Field(
@@ -166,6 +242,11 @@ class Settings(BaseSettings):
         default_factory=list, description="Bearer keys; empty means no auth."
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info")
+    playground: bool = Field(
+        default_factory=loopback_host,
+        description="Serve the playground page at /playground (default: on only when --host is "
+        "a loopback address, so a server reachable from elsewhere shows no page unasked).",
+    )
 
     @field_validator("served_name")
     @classmethod

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from decoding.engine import Engine
+from decoding.judge import Judge
 from server.serving import chat, completions, precise
 from server.serving.plan import Mode, Plan, RequestBody, plan, resolve_mode, route_mode
 from server.wire.chat import ChatCompletion
@@ -20,13 +21,14 @@ Served = PreciseAnswer | ChatCompletion | Completion | AsyncIterator[str]
 __all__ = ["Mode", "Plan", "RequestBody", "Served", "plan", "resolve_mode", "route_mode", "serve"]
 
 
-async def serve(the_plan: Plan, engine: Engine) -> Served:
+async def serve(the_plan: Plan, engine: Engine, judge: Judge | None = None) -> Served:
     """Run a plan on the engine: whole, or as SSE events (primed where the engine can fail
-    before any output, so such failures still get an error status)."""
+    before any output, so such failures still get an error status); precise mode judges its
+    answers with ``judge`` (the server's bounded pool; None: in process, trusted input only)."""
     if the_plan.mode == "precise":
         if the_plan.stream:
-            return precise.stream(engine, the_plan)
-        return await precise.complete(engine, the_plan)
+            return precise.stream(engine, the_plan, judge)
+        return await precise.complete(engine, the_plan, judge)
     if the_plan.surface == "completions":
         if the_plan.stream:
             return await completions.stream(engine, the_plan)

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from decoding.confidence import ConfidenceSpec
 from decoding.creative import CREATIVE_DEFAULTS
 from decoding.engine import ChatPrompt, Prompt, SamplingSpec, TextPrompt
+from decoding.instruction import with_answer_instruction
 from decoding.self_consistency import ConsistencyPlan
 from decoding.stopping import BetaStopping, StoppingRule, WindowStopping
 from server.errors import InvalidRequest, ModelNotFound
@@ -244,6 +245,8 @@ def _precise_plan(body: RequestBody, settings: Settings) -> Plan:
                 )
             messages, text, surface = None, texts[0], "completions"
     prompt: Prompt = chat_prompt(messages) if messages is not None else TextPrompt(text or "")
+    if options.answer_instruction:
+        prompt = with_answer_instruction(prompt, options.answer_format)
     consistency = consistency_plan(options, settings)
     return Plan(
         surface,
@@ -319,6 +322,9 @@ def consistency_plan(options: PreciseOptions, settings: Settings) -> Consistency
             tail=options.confidence_tail,
             keep_tokens=options.token_confidences,
         ),
+        weighting=options.vote_weighting,
+        keep_top=options.keep_top,
+        truncated_votes=options.truncated_votes,
     )
 
 

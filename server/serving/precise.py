@@ -18,6 +18,7 @@ from decoding import (
     ConsistencyPlan,
     ConsistencyResult,
     Engine,
+    Judge,
     ProgressHook,
     RoundProgress,
     SampleRecord,
@@ -45,11 +46,16 @@ Outcome = tuple[ConsistencyResult, Evidence]
 Rendered = PreciseAnswer | ChatCompletion | Completion
 
 
-async def run(engine: Engine, plan: Plan, on_round: ProgressHook | None = None) -> Outcome:
-    """Sample, extract, vote; the raw result and its wire evidence."""
+async def run(
+    engine: Engine, plan: Plan, judge: Judge | None = None, on_round: ProgressHook | None = None
+) -> Outcome:
+    """Sample, extract, judge, vote; the raw result and its wire evidence."""
     consistency = _consistency(plan)
-    result = await self_consistency(engine, plan.prompt, plan.spec, consistency, on_round=on_round)
-    observe_precise(result.samples_used, result.agreement, result.abstained)
+    result = await self_consistency(
+        engine, plan.prompt, plan.spec, consistency, judge=judge, on_round=on_round
+    )
+    verdicts = [sample.judge for sample in result.samples]
+    observe_precise(result.samples_used, result.agreement, result.abstained, verdicts)
     return result, evidence(result, plan, engine)
 
 
@@ -71,8 +77,9 @@ _RESULT_FIELDS = (
     "stopped_early",
     "budget_exhausted",
     "budget_reason",
+    "truncated",
 )
-_SAMPLE_FIELDS = ("index", "text", "finish_reason", "seed", "mean_logprob", "voted")
+_SAMPLE_FIELDS = ("index", "text", "finish_reason", "seed", "mean_logprob", "voted", "judge")
 
 
 def _sample_out(record: SampleRecord) -> SampleOut:
@@ -155,16 +162,16 @@ def render(outcome: Outcome, plan: Plan, engine: Engine) -> Rendered:
     )
 
 
-async def complete(engine: Engine, plan: Plan) -> Rendered:
+async def complete(engine: Engine, plan: Plan, judge: Judge | None = None) -> Rendered:
     """A precise request answered whole."""
-    return render(await run(engine, plan), plan, engine)
+    return render(await run(engine, plan, judge), plan, engine)
 
 
-def stream(engine: Engine, plan: Plan) -> AsyncIterator[str]:
+def stream(engine: Engine, plan: Plan, judge: Judge | None = None) -> AsyncIterator[str]:
     """A precise request answered as SSE: progress while sampling, then the answer."""
 
     def start(hook: ProgressHook) -> Awaitable[Outcome]:
-        return run(engine, plan, hook)
+        return run(engine, plan, judge, hook)
 
     items = with_progress(start, _consistency(plan).samples)
     if plan.surface == "chat":

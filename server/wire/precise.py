@@ -15,6 +15,7 @@ from server.wire.chat import ChatMessage
 from server.wire.common import STRICT_REQUEST, SamplingFields, Usage
 
 AnswerFormatName = Literal["auto", "number", "math", "choice", "text", "json", "code"]
+JudgeVerdict = Literal["ok", "timeout", "too_large", "error"]
 DEFAULT_PRECISE_TEMPERATURE = 0.7
 
 
@@ -67,6 +68,28 @@ class PreciseOptions(BaseModel):
     )
     token_confidences: bool = Field(
         False, description="Report each sample's per-token confidences (for offline tuning)."
+    )
+    vote_weighting: Literal["majority", "logprob", "cisc", "lowest_group", "tail", "mean"] = Field(
+        "majority",
+        description="How much each sample's vote counts: majority (1 each), logprob "
+        "(geometric-mean token probability), cisc (softmax of confidence), or a DeepConf "
+        "confidence (lowest_group, tail, mean; needs top_logprobs > 0).",
+    )
+    keep_top: float = Field(
+        1.0,
+        gt=0.0,
+        le=1.0,
+        description="Share of the most confident samples that vote (DeepConf's filter; 1: all).",
+    )
+    truncated_votes: Literal["marked", "any"] = Field(
+        "marked",
+        description="A sample cut by max_tokens votes only with a marked answer (marked), or "
+        "also with its last number (any). One greedy sample always answers what it can.",
+    )
+    answer_instruction: bool = Field(
+        False,
+        description="Append 'End with: The answer is <answer>.' to the last user message, so "
+        "extraction reads a marked answer instead of guessing.",
     )
 
 
@@ -126,6 +149,11 @@ class SampleOut(BaseModel):
     mean_logprob: float | None
     tokens: int
     voted: bool
+    judge: JudgeVerdict | None = Field(
+        None,
+        description="How judging the extracted answer went: ok, or why it is kept as its "
+        "normalised text: timeout, too_large, error (null: no answer to judge).",
+    )
     confidence: ConfidenceOut | None = None
     token_confidences: list[float] | None = None
 
@@ -159,6 +187,9 @@ class Evidence(BaseModel):
     stopped_early: bool
     budget_exhausted: bool
     budget_reason: str | None
+    truncated: bool = Field(
+        False, description="The answer comes from a sample cut by max_tokens (its best reading)."
+    )
     receipt: Receipt
 
 

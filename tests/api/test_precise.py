@@ -199,3 +199,23 @@ async def test_samples_report_their_confidence(
         "token_confidences" not in plain["samples"][0]
         or plain["samples"][0]["token_confidences"] is None
     )
+
+
+async def test_vote_options_reach_the_plan_and_the_receipt(
+    http: httpx.AsyncClient, engine: ScriptedEngine
+) -> None:
+    result = await precise(
+        http,
+        samples=4,
+        seed=1,
+        vote_weighting="logprob",
+        keep_top=0.5,
+        truncated_votes="any",
+        answer_instruction=True,
+    )
+    plan = result["receipt"]["plan"]
+    assert (plan["weighting"], plan["keep_top"], plan["truncated_votes"]) == ("logprob", 0.5, "any")
+    assert sum(s["voted"] for s in result["samples"]) == 2, "keep_top 0.5 of 4 samples"
+    prompt = engine.calls[0][0]
+    assert prompt.messages[-1]["content"].endswith("End with: The answer is <answer>.")
+    assert result["truncated"] is False

@@ -1,15 +1,15 @@
-"""Canonical keys: equivalent answers share a key, different ones do not, hostile ones are cheap."""
+"""Canonical keys: equivalent answers share a key, different ones do not.
+
+Hostile formulas are judged in bounds by the server's judge pool: ``tests/runtime``."""
 
 from __future__ import annotations
 
-import time
 from fractions import Fraction
 
 import pytest
 
 from decoding.equivalence import (
     AnswerFormat,
-    AnswerNormalizer,
     canonical_choice,
     canonical_code,
     canonical_json,
@@ -18,6 +18,7 @@ from decoding.equivalence import (
     looks_symbolic,
     parse_number,
 )
+from decoding.normalizer import AnswerNormalizer
 
 
 @pytest.mark.parametrize(
@@ -94,9 +95,11 @@ SAME: list[tuple[AnswerFormat, list[str]]] = [
 
 
 @pytest.mark.parametrize(("answer_format", "answers"), SAME)
-def test_equivalent_answers_share_a_key(answer_format: AnswerFormat, answers: list[str]) -> None:
+async def test_equivalent_answers_share_a_key(
+    answer_format: AnswerFormat, answers: list[str]
+) -> None:
     normalizer = AnswerNormalizer(answer_format)
-    keys = {normalizer.canonical(a).key for a in answers}
+    keys = {(await normalizer.canonical(a)).canonical.key for a in answers}
     assert len(keys) == 1, keys
 
 
@@ -114,11 +117,11 @@ DIFFERENT: list[tuple[AnswerFormat, list[str]]] = [
 
 
 @pytest.mark.parametrize(("answer_format", "answers"), DIFFERENT)
-def test_different_answers_get_different_keys(
+async def test_different_answers_get_different_keys(
     answer_format: AnswerFormat, answers: list[str]
 ) -> None:
     normalizer = AnswerNormalizer(answer_format)
-    keys = [normalizer.canonical(a).key for a in answers]
+    keys = [(await normalizer.canonical(a)).canonical.key for a in answers]
     assert len(set(keys)) == len(answers), keys
 
 
@@ -134,21 +137,22 @@ def test_different_answers_get_different_keys(
         ("json", '{"b": 1, "a": 2}', '{"a":2,"b":1}'),
     ],
 )
-def test_display(answer_format: AnswerFormat, answer: str, display: str) -> None:
-    assert AnswerNormalizer(answer_format).canonical(answer).display == display
+async def test_display(answer_format: AnswerFormat, answer: str, display: str) -> None:
+    judged = await AnswerNormalizer(answer_format).canonical(answer)
+    assert judged.canonical.display == display and judged.verdict == "ok"
 
 
-def test_formats_do_not_share_keys() -> None:
-    assert (
-        AnswerNormalizer("auto").canonical("1").key != AnswerNormalizer("text").canonical("1").key
-    )
+async def test_formats_do_not_share_keys() -> None:
+    auto = await AnswerNormalizer("auto").canonical("1")
+    text = await AnswerNormalizer("text").canonical("1")
+    assert auto.canonical.key != text.canonical.key
 
 
-def test_distinct_strings_are_parsed_once() -> None:
+async def test_distinct_strings_are_parsed_once() -> None:
     normalizer = AnswerNormalizer("auto")
     for _ in range(64):
-        normalizer.canonical("\\sqrt{2}")
-        normalizer.canonical("42")
+        await normalizer.canonical("\\sqrt{2}")
+        await normalizer.canonical("42")
     assert normalizer.symbolic_parses == 1
 
 
@@ -173,34 +177,6 @@ def test_unknown_format_is_refused() -> None:
 )
 def test_looks_symbolic(answer: str, symbolic: bool) -> None:
     assert looks_symbolic(answer) is symbolic
-
-
-HOSTILE = [
-    "9^{9^{9}}",
-    "2^{2^{2^{2^{2}}}}",
-    "10^{10^{10}}",
-    "{9^9}^9",
-    "100000!",
-    "(10^{10})!",
-    "\\binom{10^{12}}{10^{6}}",
-    "\\sum_{k=1}^{10^{9}} k",
-    "\\int_0^1 x^{10^{9}} dx",
-    "x^{10^{10}}",
-    "9^{99999}",
-    "(999^{4096})^{4096}",
-    "(x+1)^{5000}",
-    "\\sqrt[99999]{2}",
-    "((5!)!)!",
-]
-
-
-def test_hostile_formulas_stay_cheap() -> None:
-    normalizer = AnswerNormalizer("math")
-    start = time.perf_counter()
-    keys = [normalizer.canonical(a).key for a in HOSTILE]
-    keys += [normalizer.canonical(a).key for a in reversed(HOSTILE)]
-    assert time.perf_counter() - start < 5.0
-    assert len(set(keys)) == len(HOSTILE)
 
 
 @pytest.mark.parametrize(

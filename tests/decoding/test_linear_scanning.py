@@ -27,7 +27,6 @@ from decoding import equivalence, extraction
 from decoding.equivalence import (
     ANSWER_FORMATS,
     AnswerFormat,
-    AnswerNormalizer,
     canonical_choice,
     canonical_code,
     canonical_json,
@@ -38,6 +37,7 @@ from decoding.equivalence import (
     strip_decorations,
 )
 from decoding.extraction import MAX_BLOCK_SCAN_CHARS, MAX_SCAN_CHARS, extract_answer
+from decoding.normalizer import AnswerNormalizer
 
 SMALL, LARGE = 16_384, 65_536
 MAX_GROWTH = 8.0
@@ -116,7 +116,7 @@ ANSWER_FUNCTIONS: dict[str, Callable[[str], object]] = {
     "strip_decorations": strip_decorations,
     "parse_number": parse_number,
     "looks_symbolic": looks_symbolic,
-    "text key": lambda answer: AnswerNormalizer("text").canonical(answer),
+    "text key": lambda answer: AnswerNormalizer("text").key_now(answer),
 }
 ANSWER_RUNS = [
     "*.",
@@ -297,7 +297,8 @@ def test_hostile_output_gives_none_or_the_answer(
 @pytest.mark.parametrize("text", ["[" * 5_000 + "]" * 5_000, '{"a":' * 5_000 + "1" + "}" * 5_000])
 def test_json_nested_too_deep_for_the_codec_is_not_json(text: str) -> None:
     assert canonical_json(text) is None
-    assert AnswerNormalizer("json").canonical(text).key.startswith("text:")
+    judged = AnswerNormalizer("json").key_now(text)
+    assert judged is not None and judged.canonical.key.startswith("text:")
 
 
 def display_text_by_definition(answer: str) -> str:

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -17,6 +17,8 @@ from decoding import (
     EngineInfo,
     FinishReason,
     GenerationChunk,
+    InProcessJudge,
+    JudgeFailed,
     Prompt,
     SampleDelta,
     SamplingSpec,
@@ -27,6 +29,7 @@ from decoding import (
 )
 
 PROMPT = TextPrompt("What is 6 * 7?")
+T = TypeVar("T")
 
 
 @dataclass
@@ -269,11 +272,89 @@ async def test_truncated_samples_vote_only_with_a_marked_answer() -> None:
 
 
 @pytest.mark.asyncio
+async def test_truncated_votes_any_lets_cut_samples_vote_with_their_last_number() -> None:
+    texts = ["answer is 3.", "we had 4 then 5", "so \\boxed{3}"]
+    engine = ScriptedEngine(texts, finish={1: "length", 2: "length"})
+    result = await self_consistency(
+        engine, PROMPT, SamplingSpec(), plan(samples=3, truncated_votes="any")
+    )
+    assert [s.answer for s in result.samples] == ["3", "5", "3"]
+    assert result.unparsed == 0
+
+
+@pytest.mark.asyncio
+async def test_one_greedy_sample_cut_by_max_tokens_still_answers_and_says_so() -> None:
+    engine = ScriptedEngine(["first 12 then 81 and then"], finish={0: "length"})
+    result = await self_consistency(engine, PROMPT, SamplingSpec(), plan(samples=1))
+    assert (result.answer, result.truncated, result.abstained) == ("81", True, False)
+    whole = await self_consistency(
+        ScriptedEngine(["answer is 81."]), PROMPT, SamplingSpec(), plan(samples=1)
+    )
+    assert (whole.answer, whole.truncated) == ("81", False)
+
+
+@pytest.mark.asyncio
+async def test_keep_top_leaves_the_least_confident_out_of_the_vote() -> None:
+    texts = ["answer is 1.", "answer is 2.", "answer is 2.", "answer is 1.", "answer is 1."]
+    lps = {0: -3.0, 1: -0.1, 2: -0.2, 3: -2.0, 4: -2.5}
+    engine = ScriptedEngine(texts, logprobs=lps)
+    everyone = await self_consistency(engine, PROMPT, SamplingSpec(), plan(samples=5))
+    assert everyone.answer == "1"
+    engine = ScriptedEngine(texts, logprobs=lps)
+    filtered = await self_consistency(engine, PROMPT, SamplingSpec(), plan(samples=5, keep_top=0.4))
+    assert filtered.answer == "2"
+    assert [s.voted for s in filtered.samples] == [False, True, True, False, False]
+    assert filtered.samples_used == 5, "the cost is every sample drawn"
+
+
+@pytest.mark.asyncio
 async def test_tie_break_prefers_the_more_confident_answer() -> None:
     texts = ["answer is 1.", "answer is 2.", "answer is 1.", "answer is 2."]
     engine = ScriptedEngine(texts, logprobs={0: -2.0, 1: -0.2, 2: -2.0, 3: -0.3})
     result = await self_consistency(engine, PROMPT, SamplingSpec(), plan(samples=4))
     assert (result.answer, result.winner_index) == ("2", 1)
+
+
+class SlowOnOne(InProcessJudge):
+    """Judges in process, but says ``timeout`` for one formula, as the server's pool would."""
+
+    def __init__(self, slow: str) -> None:
+        super().__init__()
+        self.slow = slow
+        self.judged: list[str] = []
+
+    async def run(self, fn: Callable[..., T], /, *args: Any) -> T:
+        self.judged.extend(a for a in args if isinstance(a, str))
+        if self.slow in args:
+            raise JudgeFailed("timeout")
+        return await super().run(fn, *args)
+
+
+@pytest.mark.asyncio
+async def test_every_record_says_how_its_answer_was_judged() -> None:
+    texts = [
+        "answer is 5.",
+        "no idea",
+        "so \\boxed{\\sqrt{2}}",
+        "so \\boxed{x^{x^{x}}}",
+        "answer is 5.",
+    ]
+    judge = SlowOnOne("x^{x^{x}}")
+    engine = ScriptedEngine(texts)
+    result = await self_consistency(engine, PROMPT, SamplingSpec(), plan(samples=5), judge=judge)
+    assert [(r.answer, r.canonical, r.judge) for r in result.samples] == [
+        ("5", "5", "ok"),
+        (None, None, None),
+        ("\\sqrt{2}", "\\sqrt{2}", "ok"),
+        ("x^{x^{x}}", "x^{x^{x}}", "timeout"),  # kept as its text, and still votes
+        ("5", "5", "ok"),
+    ]
+    assert [(g.answer, g.count) for g in result.votes] == [
+        ("5", 2),
+        ("\\sqrt{2}", 1),
+        ("x^{x^{x}}", 1),
+    ]
+    assert sorted(judge.judged) == ["\\sqrt{2}", "x^{x^{x}}"]  # only formulas, once each
 
 
 class CountingExecutor(ThreadPoolExecutor):

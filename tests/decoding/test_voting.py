@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from decoding.equivalence import AnswerNormalizer, Canonical
+from decoding.equivalence import Canonical
 from decoding.extraction import extract_answer
+from decoding.normalizer import AnswerNormalizer
 from decoding.voting import Ballot, vote
 
 
@@ -97,7 +98,7 @@ def test_unanimity_is_full_agreement() -> None:
     assert vote(ballots(["a"] * 7 + [None])).agreement == 1.0
 
 
-def test_sixty_four_mixed_samples_vote_together() -> None:
+async def test_sixty_four_mixed_samples_vote_together() -> None:
     texts = [
         "Reasoning... so the answer is $\\frac{1}{2}$.",
         "We find \\boxed{0.5}",
@@ -110,7 +111,7 @@ def test_sixty_four_mixed_samples_vote_together() -> None:
     ] * 8
     normalizer = AnswerNormalizer("auto")
     found = [extract_answer(t, "auto") for t in texts]
-    canon = [None if a is None else normalizer.canonical(a) for a in found]
+    canon = [None if a is None else (await normalizer.canonical(a)).canonical for a in found]
     result = vote([Ballot(i, c) for i, c in enumerate(canon)])
     assert result.winner == "0.5"
     assert [g.count for g in result.votes] == [32, 16, 8]

@@ -14,7 +14,8 @@ import yaml
 
 from tests.deploy.conftest import ROOT, venv_tool
 
-TOPOLOGIES = sorted(p for p in (ROOT / "deploy").iterdir() if p.is_dir())
+# A topology is a folder kustomize can apply (deploy/grafana holds a dashboard, not manifests).
+TOPOLOGIES = sorted(p for p in (ROOT / "deploy").iterdir() if (p / "kustomization.yaml").exists())
 MANIFESTS = sorted(p for topology in TOPOLOGIES for p in topology.glob("*.yaml"))
 
 

@@ -108,7 +108,8 @@ LOGPROBS = [-0.1 * (1 + (i % 5)) for i in range(16)]
 
 
 def _key(answer: str | None) -> str | None:
-    return None if answer is None else AnswerNormalizer("auto").canonical(answer).key
+    judged = None if answer is None else AnswerNormalizer("auto").key_now(answer)
+    return None if judged is None else judged.canonical.key
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=list(SCRIPTS))
@@ -168,14 +169,21 @@ def test_logprob_and_cisc_weights_can_overturn_a_count() -> None:
     assert decide("cisc", run) == ("num:5/1", True)
 
 
-def test_cisc_prefers_a_confidence_field_over_logprobs() -> None:
-    run = run_of(["6", "5"], logprobs=[-0.1, -2.0], confidence=[0.1, 0.9])
+def test_cisc_prefers_deepconf_mean_over_logprobs() -> None:
+    fields = [
+        {"mean": 0.1, "lowest_group": 0.1, "tail": 0.1},
+        {"mean": 0.9, "lowest_group": 0.9, "tail": 0.9},
+    ]
+    run = run_of(["6", "5"], logprobs=[-0.1, -2.0], confidence=fields)
     assert decide("cisc", run) == ("num:5/1", True)
 
 
 def test_deepconf_rules_need_their_fields() -> None:
     assert RULES["deepconf-tail"](run_of(["5"]).samples, Context()) is None
-    fields = [{"lowest_group": 1.0, "tail": 9.0}, {"lowest_group": 5.0, "tail": 1.0}]
+    fields = [
+        {"mean": 3.0, "lowest_group": 1.0, "tail": 9.0},
+        {"mean": 3.0, "lowest_group": 5.0, "tail": 1.0},
+    ]
     run = run_of(["6", "5"], confidence=fields)
     assert decide("deepconf-lowest-group", run) == ("num:5/1", True)
     assert decide("deepconf-tail", run) == ("num:6/1", False)

@@ -95,6 +95,11 @@ class AsgiCall:
     async def _send(self, message: MutableMapping[str, Any]) -> None:
         self.messages.append(message)
 
+    @property
+    def body_read(self) -> bool:
+        """Whether the app asked for the request body."""
+        return self._sent
+
     def hang_up(self) -> None:
         """The client closes the connection."""
         self._hangup.set()

@@ -15,6 +15,15 @@ from server.errors import QuorumError
 PUBLIC_PATHS = frozenset(
     {"/health", "/ready", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 )
+# The playground's static files (server/api/playground) hold no secret and need no key; the API
+# calls the page makes carry the key the person types, like any client's. Public too.
+PLAYGROUND_PATHS = frozenset(
+    {
+        "/playground",
+        *(f"/playground/{name}" for name in ("app.js", "api.js", "vote.js", "style.css")),
+    }
+)
+PUBLIC_PATHS |= PLAYGROUND_PATHS
 RECORD_KEY = "quorum.record"
 
 

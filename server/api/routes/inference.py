@@ -41,12 +41,13 @@ async def answer(
     route: Literal["creative", "precise"] | None = None,
 ) -> Answer:
     """Plan -> serve -> respond; ``route`` fixes the mode, else the model name picks it."""
-    settings = state(request).settings
+    current = state(request)
+    settings = current.settings
     if route is None:
         mode: Mode = resolve_mode(body.model, settings.model_name)
     else:
         mode = route_mode(route, body.model, settings.model_name)
-    return respond(await serve(plan(body, mode, settings), engine))
+    return respond(await serve(plan(body, mode, settings), engine, current.judge))
 
 
 @router.post(
