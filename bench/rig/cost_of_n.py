@@ -19,7 +19,7 @@ import httpx
 from bench.rig.common import CHAT, PRECISE, chat_body, precise_body, setup_from
 from bench.rig.measure import Call, Deadline, call, client_for, median, ratio
 from bench.rig.report import Report, Table
-from bench.rig.systems import System, attached, quorum_server, running, vllm_server
+from bench.rig.systems import running, under_test
 
 PROMPT = "Tom has 17 apples and buys 25 more. How many apples does he have? Think step by step."
 TEMPERATURE = 0.7
@@ -46,20 +46,6 @@ async def sequential(client: httpx.AsyncClient, model: str, n: int, args: Any, s
     return Call(200, time.perf_counter() - began, tokens, last.payload if last else None)
 
 
-def systems(args: Any) -> tuple[list[System], System]:
-    """What to start, and the Quorum to ask."""
-    setup = setup_from(args)
-    if args.quorum_url:
-        quorum = attached(args.system, args.quorum_url, setup.served_name)
-        return [quorum], quorum
-    if args.system == "quorum-upstream":
-        vllm = vllm_server(setup)
-        quorum = quorum_server(setup, upstream=vllm)
-        return [vllm, quorum], quorum
-    quorum = quorum_server(setup)
-    return [quorum], quorum
-
-
 async def run(args: Any, report: Report) -> None:
     """Measure every N in rounds; tabulate against greedy, raw n=N and the sequential loop."""
     counts = [int(x) for x in args.samples.split(",")]
@@ -67,7 +53,7 @@ async def run(args: Any, report: Report) -> None:
         counts = [1, *counts]  # greedy is the baseline
     deadline = Deadline(args.budget_s)
     cells: dict[tuple[str, int], list[Call]] = defaultdict(list)
-    start, quorum = systems(args)
+    start, quorum = under_test(setup_from(args), args.system, args.quorum_url)
     with running(start):
         client = client_for(quorum)
         model = quorum.model

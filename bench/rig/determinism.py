@@ -21,7 +21,7 @@ import httpx
 from bench.rig.common import CHAT, PRECISE, chat_body, message_text, precise_body, setup_from
 from bench.rig.measure import Call, Deadline, call, client_for, median, percentile
 from bench.rig.report import Report, Table
-from bench.rig.systems import System, attached, quorum_server, running, vllm_server
+from bench.rig.systems import running, under_test
 
 PROBE = "Explain in three sentences why the sky is blue."
 TOPICS = ("the sea", "a city at night", "prime numbers", "bread", "a mountain", "rain", "chess")
@@ -35,22 +35,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--system", choices=["quorum", "quorum-upstream", "vllm"], default="quorum")
     parser.add_argument("--url", default=None, help="use this server, do not start one")
-
-
-def systems(args: Any) -> tuple[list[System], System]:
-    """What to start, and the system under test."""
-    setup = setup_from(args)
-    if args.url:
-        target = attached(args.system, args.url, setup.served_name)
-        return [target], target
-    if args.system == "quorum":
-        target = quorum_server(setup)
-        return [target], target
-    vllm = vllm_server(setup)
-    if args.system == "vllm":
-        return [vllm], vllm
-    target = quorum_server(setup, upstream=vllm)
-    return [vllm, target], target
 
 
 def probe_text(call_: Call, precise: bool) -> str | None:
@@ -86,7 +70,7 @@ async def served_mode(client: httpx.AsyncClient) -> Any:
 
 async def run(args: Any, report: Report) -> None:
     """Probes under load; distinct outputs counted."""
-    start, target = systems(args)
+    start, target = under_test(setup_from(args), args.system, args.url)
     precise = target.name != "vllm"
     deadline = Deadline(args.budget_s)
     with running(start):

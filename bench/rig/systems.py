@@ -121,17 +121,19 @@ def stop_all() -> None:
 
 def group_alive(pgid: int) -> bool:
     """Whether any non-zombie process of the group still runs."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        state, _ppid, pgrp = stat.rsplit(")", 1)[1].split()[:3]
-        if int(pgrp) == pgid and state != "Z":
-            return True
-    return False
+    pids = (int(name) for name in os.listdir("/proc") if name.isdigit())
+    return any(_in_group_and_running(pid, pgid) for pid in pids)
+
+
+def _in_group_and_running(pid: int, pgid: int) -> bool:
+    """``pid`` belongs to group ``pgid`` and is not a zombie (False once it is gone)."""
+    try:
+        if os.getpgid(pid) != pgid:
+            return False
+        # /proc/PID/stat: "pid (comm) state ..."; comm may hold spaces and parentheses
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def engine_env(cache_dir: Path) -> dict[str, str]:
@@ -222,6 +224,22 @@ def optillm_server(setup: Setup, optillm: Path, upstream: System) -> System:
 def attached(name: str, url: str, model: str) -> System:
     """A system the user runs (``--vllm-url``, ``--quorum-url``): not started or stopped here."""
     return System(name, url.rstrip("/").removesuffix("/v1"), model, engine=name)
+
+
+def under_test(setup: Setup, system: str, url: str | None) -> tuple[list[System], System]:
+    """What to start for one system (``quorum``, ``quorum-upstream`` or ``vllm``; a given
+    ``url`` starts nothing), and the system to ask."""
+    if url:
+        target = attached(system, url, setup.served_name)
+        return [target], target
+    if system == "quorum":
+        target = quorum_server(setup)
+        return [target], target
+    vllm = vllm_server(setup)
+    if system == "vllm":
+        return [vllm], vllm
+    target = quorum_server(setup, upstream=vllm)
+    return [vllm, target], target
 
 
 @contextmanager

@@ -1,10 +1,12 @@
 """The rig's own logic, without servers: percentiles, ratios, the engine-switch pause, tables,
-optillm's in-band errors, and the reserved scenario names."""
+optillm's in-band errors, process-group liveness, and the reserved scenario names."""
 
 from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,7 @@ from bench.rig import cli
 from bench.rig.measure import Switcher, percentile, ratio, rotated
 from bench.rig.optillm import optillm_error
 from bench.rig.report import Report, Table
-from bench.rig.systems import System
+from bench.rig.systems import System, group_alive
 
 
 @pytest.mark.parametrize(
@@ -99,3 +101,16 @@ def test_every_scenario_has_its_options() -> None:
     for name in cli.SCENARIOS:
         args = parser.parse_args([name, "--budget-s", "5"])
         assert args.scenario == name and args.budget_s == 5.0
+
+
+def test_a_group_is_alive_until_its_last_process_is_reaped() -> None:
+    """The rig waits on this before it calls an engine stopped: a zombie does not count."""
+    with subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"],
+        stdin=subprocess.PIPE,
+        start_new_session=True,
+    ) as child:
+        assert group_alive(child.pid)
+        child.kill()
+        child.wait()
+        assert not group_alive(child.pid)
