@@ -25,6 +25,7 @@ SCENARIOS: dict[str, tuple[str, str]] = {
     "optillm": ("optillm", "precise mode against optillm's majority voting on eval items"),
     "determinism": ("determinism", "identical temperature-0 requests under load: distinct outputs"),
     "vote-cost": ("vote_cost", "judging cost of a vote (runs bench/judging.py)"),
+    "frontend-cpu": ("frontend", "front-end and engine CPU per token, with an optional profile"),
 }
 # Reserved: the adaptive-sampling and evaluation benchmarks land here (see bench/README.md).
 HOOKS = {

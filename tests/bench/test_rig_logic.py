@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench.rig import cli
+from bench.rig.frontend import cpu_seconds, leaf_functions
 from bench.rig.measure import Switcher, percentile, ratio, rotated
 from bench.rig.optillm import optillm_error
 from bench.rig.report import Report, Table
@@ -114,3 +116,23 @@ def test_a_group_is_alive_until_its_last_process_is_reaped() -> None:
         child.kill()
         child.wait()
         assert not group_alive(child.pid)
+
+
+@pytest.mark.parametrize(
+    ("collapsed", "expected"),
+    [
+        ("", []),
+        ("main;loop;step 3\nmain;loop;detok 1\n", [("step", 0.75), ("detok", 0.25)]),
+        ("a;x 1\nb;x 1\nc;y 2\n", [("x", 0.5), ("y", 0.5)]),  # self time adds up across stacks
+        ("a (f.py:1);b (g.py:2) 4\n", [("b (g.py:2)", 1.0)]),  # spaces inside a frame
+        ("garbage line\nmain;x 2\n", [("x", 1.0)]),  # a line without a count is skipped
+    ],
+)
+def test_profile_self_time_shares(collapsed: str, expected: list[tuple[str, float]]) -> None:
+    assert leaf_functions(collapsed, 5) == expected
+
+
+def test_a_process_cpu_time_grows_with_its_work() -> None:
+    before = cpu_seconds(os.getpid())
+    sum(i * i for i in range(3_000_000))
+    assert cpu_seconds(os.getpid()) > before

@@ -123,3 +123,14 @@ def test_optillm_side_by_side(tmp_path: Path) -> None:
     rows = report["figures"]["rows"]
     assert [row["system"] for row in rows] == ["quorum-upstream", "optillm"]
     assert all(row["items"] == 2 for row in rows)
+
+
+def test_frontend_cpu_per_token_for_each_system(tmp_path: Path) -> None:
+    report = rig(
+        tmp_path, "frontend-cpu", *TINY, "--clients", "2", "--max-tokens", "4",
+        "--bursts", "1", "--per-client", "1",
+    )  # fmt: skip
+    cells = report["figures"]["systems"]
+    assert set(cells) == {"vllm", "quorum"}
+    assert all(c["tokens"] > 0 and c["errors"] == 0 for c in cells.values())
+    assert all(c["front_ms_per_token"] >= 0 < c["engine_ms_per_token"] for c in cells.values())
