@@ -13,9 +13,23 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.rig.report import Report
+from bench.rig.report import Report, Table
 
 SCRIPT = Path(__file__).resolve().parents[1] / "judging.py"
+COLUMNS = ["code", "vote p50 ms", "vote p99 ms", "loop lag p50 ms", "loop lag p99 ms", "lag max ms"]
+
+
+def judging_table(output: str) -> Table:
+    """bench/judging.py's rows ("before"/"after" and five figures) as a rig table."""
+    table = Table("Judging a 64-sample vote, and the event loop's lag meanwhile", COLUMNS)
+    for line in output.splitlines():
+        words = line.split()
+        if len(words) == len(COLUMNS) and words[0] in ("before", "after"):
+            try:
+                table.add(words[0], *(float(w) for w in words[1:]))
+            except ValueError:
+                continue
+    return table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,5 +62,6 @@ async def run(args: Any, report: Report) -> None:
     text = output.decode(errors="replace")
     print(text)
     report.figures = {"output": text, "exit_code": process.returncode}
+    report.tables.append(judging_table(text))
     if process.returncode != 0:
         report.failures.append(f"{SCRIPT.name} exited {process.returncode}")

@@ -18,6 +18,7 @@ from bench.rig.measure import Switcher, percentile, ratio, rotated
 from bench.rig.optillm import optillm_error
 from bench.rig.report import Report, Table
 from bench.rig.systems import System, group_alive
+from bench.rig.vote_cost import judging_table
 
 
 @pytest.mark.parametrize(
@@ -136,3 +137,17 @@ def test_a_process_cpu_time_grows_with_its_work() -> None:
     before = cpu_seconds(os.getpid())
     sum(i * i for i in range(3_000_000))
     assert cpu_seconds(os.getpid()) > before
+
+
+def test_the_judging_benchmarks_rows_become_a_table() -> None:
+    output = (
+        "noise before the table\n"
+        "           p50 ms   p99 ms  loop lag p50 ms     p99     max\n"
+        "before       3.47    13.11             0.60    5.22   12.07\n"
+        "after        7.79    58.63             0.39    8.20   nan\n"
+        "after        x    1    2    3    4\n"  # not a row of figures
+        "ratio after / before, p50: 2.24x\n"
+    )
+    rows = judging_table(output).rows
+    assert [row[:3] for row in rows] == [["before", 3.47, 13.11], ["after", 7.79, 58.63]]
+    assert math.isnan(rows[1][5])
