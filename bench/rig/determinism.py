@@ -38,11 +38,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def probe_text(call_: Call, precise: bool) -> str | None:
-    """The output that must not change: the precise winner's text, or the chat message."""
+    """The output that must not change: the precise request's generated sample (its ``text``
+    is null when the vote abstains, as it does on a prompt without an answer), or the chat
+    message."""
     if not call_.ok or call_.payload is None:
         return None
     if precise:
-        text = call_.payload.get("text")
+        samples = call_.payload.get("samples")
+        first = samples[0] if isinstance(samples, list) and samples else None
+        text = first.get("text") if isinstance(first, dict) else None
         return text if isinstance(text, str) else None
     return message_text(call_.payload)
 

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from bench.rig import cli
+from bench.rig.determinism import probe_text
 from bench.rig.frontend import cpu_seconds, leaf_functions
-from bench.rig.measure import Switcher, percentile, ratio, rotated
+from bench.rig.measure import Call, Switcher, percentile, ratio, rotated
 from bench.rig.optillm import optillm_error
 from bench.rig.report import Report, Table
 from bench.rig.systems import System, group_alive
@@ -151,3 +152,25 @@ def test_the_judging_benchmarks_rows_become_a_table() -> None:
     rows = judging_table(output).rows
     assert [row[:3] for row in rows] == [["before", 3.47, 13.11], ["after", 7.79, 58.63]]
     assert math.isnan(rows[1][5])
+
+
+ABSTAINED = {"answer": None, "text": None, "samples": [{"text": "The sky is blue because"}]}
+
+
+@pytest.mark.parametrize(
+    ("status", "payload", "precise", "expected"),
+    [
+        (200, ABSTAINED, True, "The sky is blue because"),  # no answer, still an output
+        (200, {"text": "42", "samples": [{"text": "so 42"}]}, True, "so 42"),
+        (200, {"text": "42", "samples": []}, True, None),
+        (200, {"samples": [{"text": None}]}, True, None),
+        (200, {"samples": "not a list"}, True, None),
+        (500, ABSTAINED, True, None),
+        (200, {"choices": [{"message": {"content": "hi"}}]}, False, "hi"),
+        (200, {"choices": []}, False, None),
+    ],
+)
+def test_the_probe_output_compared(
+    status: int, payload: dict[str, object], precise: bool, expected: str | None
+) -> None:
+    assert probe_text(Call(status, 0.1, 1, payload), precise) == expected
