@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from decoding.samples import Generation, GenerationChunk, fold
 
@@ -33,6 +33,12 @@ class TextPrompt:
 Prompt = ChatPrompt | TextPrompt
 
 
+# Whether an engine's output can depend on what else it batches: ``batch_invariant`` (vLLM's
+# batch-invariant kernels: a greedy or seeded request gives the same tokens in any batch),
+# ``none`` (no such guarantee), ``unknown`` (a remote server's setting, which we cannot see).
+Determinism = Literal["batch_invariant", "none", "unknown"]
+
+
 @dataclass(frozen=True)
 class EngineInfo:
     """What an engine serves, for receipts, ``/v1/models`` and request validation."""
@@ -41,6 +47,7 @@ class EngineInfo:
     max_model_len: int
     engine: str
     version: str
+    determinism: Determinism = "unknown"
 
 
 @dataclass(frozen=True)

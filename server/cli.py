@@ -88,6 +88,11 @@ def serve(args: list[str]) -> int:
         except QuorumError as exc:  # no upstream answered: not the settings' fault
             print(f"quorum serve: {exc}", file=sys.stderr)
             return 1
+    if settings.deterministic and settings.test_engine == "none":
+        from server.engines.vllm_engine import cpu_refusal
+
+        if (refusal := cpu_refusal()) is not None:  # before a minute of engine start
+            return config_error(f"invalid setting {setting_names('deterministic')}: {refusal}")
     try:
         engine = build_engine(settings)
     except EmbeddedModelError as exc:  # no --model, and the embedded one cannot be prepared

@@ -9,6 +9,7 @@ the engine stops, then every judge worker is killed.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -53,6 +54,11 @@ def create_app(settings: Settings, engine: ManagedEngine) -> FastAPI:
         await runner.start()
         try:
             await engine.start()
+            # What start-up allocated (vLLM, torch, transformers: ~600k objects) lives as long
+            # as the process: leave it out of the collector's full passes, which otherwise stop
+            # the event loop for 0.3-3 s each (bench/README.md). vLLM's own server does the same.
+            gc.collect()
+            gc.freeze()
             lifecycle.ready = True
             watchdog = asyncio.create_task(watch_engine(engine, lifecycle))
             log.info("ready", extra={"model": settings.model_name})

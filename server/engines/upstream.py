@@ -22,6 +22,7 @@ import httpx
 from decoding.engine import EngineInfo, Prompt, SamplingSpec
 from decoding.samples import GenerationChunk
 from server import __version__
+from server.engines.upstream_context import ContextCounts, digest, probe, shape, upper_bound
 from server.engines.upstream_errors import (
     Verdict,
     response_json,
@@ -64,6 +65,7 @@ class UpstreamEngine:
         self._client: httpx.AsyncClient | None = None
         self._health_task: asyncio.Task[None] | None = None
         self._model: str | None = None
+        self._counts: dict[str, ContextCounts] = {}  # by replica URL
         self._info = EngineInfo(
             model=settings.model_name,
             max_model_len=settings.max_model_len,
@@ -200,6 +202,7 @@ class UpstreamEngine:
     def _fail(self, replica: Replica, reason: str) -> None:
         self.pool.mark_failed(replica, reason)
         replica.model = None  # re-learned when it recovers (it may have been redeployed)
+        self._counts.pop(replica.url, None)  # and so are its token counts
 
     def _blame(self, replica: Replica, verdict: Verdict) -> QuorumError:
         """The error to raise; the replica leaves rotation if it is to blame and another one
@@ -211,6 +214,7 @@ class UpstreamEngine:
             if any(r.usable and r is not replica for r in self.pool.replicas):
                 self._fail(replica, error.message[:200])
             else:
+                self._counts.pop(replica.url, None)  # its next probe may find it redeployed
                 log.warning(
                     "upstream %s failed a request (%s); kept: no other upstream is usable",
                     redact(replica.url),
@@ -295,23 +299,48 @@ class UpstreamEngine:
         model: str,
     ) -> None:
         """Count the prompt with vLLM's ``/tokenize``: vLLM's server silently shortens
-        ``max_tokens`` to fit, where the in-process engine and OpenAI answer 400."""
+        ``max_tokens`` to fit, where the in-process engine and OpenAI answer 400. Skipped when
+        the prompt cannot reach the limit, and counted once per prompt (``upstream_context``)."""
         if replica.tokenize is False or not self._settings.upstream_tokenize:
             return
+        counts = self._counts.setdefault(replica.url, ContextCounts())
+        limit = replica.max_model_len or self._info.max_model_len
+        template = counts.template(shape(prompt))
+        if template is not None and upper_bound(template, prompt) + spec.max_tokens <= limit:
+            return
+        key = digest(prompt)
+        count = counts.exact(key)
+        if count is None:
+            count, told = await self._tokenize(client, replica, prompt, model)
+            if count is None:
+                return
+            limit = told or limit
+            counts.remember(key, count)
+            if template is None:
+                measured, _ = await self._tokenize(client, replica, probe(prompt), model)
+                if measured is not None:
+                    counts.learn_template(shape(prompt), measured)
+        if limit and count + spec.max_tokens > limit:
+            raise context_overflow(int(limit), count, spec.max_tokens)
+
+    async def _tokenize(
+        self, client: httpx.AsyncClient, replica: Replica, prompt: Prompt, model: str
+    ) -> tuple[int | None, int | None]:
+        """vLLM's count of the prompt and its context length; None where there is no
+        ``/tokenize`` (not vLLM: the upstream enforces its own limits)."""
         response = await client.post(f"{replica.url}/tokenize", json=tokenize_body(prompt, model))
         if response.status_code in (404, 405):
-            replica.tokenize = False  # not vLLM: the upstream enforces its own limits
-            return
+            replica.tokenize = False
+            return None, None
         if response.status_code >= 400:
             raise self._blame(replica, status_error(response.status_code, response_json(response)))
         counted = response_json(response)
         count = counted.get("count") if isinstance(counted, dict) else None
         replica.tokenize = isinstance(count, int)
-        if not isinstance(count, int):
-            return  # not vLLM's /tokenize after all
-        limit = counted.get("max_model_len") or replica.max_model_len
-        if limit and count + spec.max_tokens > limit:
-            raise context_overflow(int(limit), count, spec.max_tokens)
+        if not isinstance(counted, dict) or not isinstance(count, int):
+            return None, None  # not vLLM's /tokenize after all
+        told = counted.get("max_model_len")
+        return count, told if isinstance(told, int) else None
 
     def _whole(
         self, replica: Replica, response: httpx.Response, spec: SamplingSpec, call: UpstreamCall

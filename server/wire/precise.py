@@ -220,6 +220,8 @@ class Receipt(BaseModel):
     model: str
     engine: str
     engine_version: str
+    # Whether batching could change these samples: see ``ModelCard.determinism``.
+    determinism: Literal["batch_invariant", "none", "unknown"]
     quorum_version: str
     sampling: dict[str, Any]
     plan: dict[str, Any]

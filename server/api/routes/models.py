@@ -17,7 +17,9 @@ async def list_models(request: Request) -> ModelList:
     name = current.settings.model_name
     return ModelList(
         data=[
-            ModelCard(id=model_id, created=current.created)
+            ModelCard(
+                id=model_id, created=current.created, determinism=current.engine.info.determinism
+            )
             for model_id in (name, f"{name}:creative", f"{name}:precise")
         ]
     )
