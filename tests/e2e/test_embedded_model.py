@@ -97,7 +97,9 @@ def test_same_seed_gives_the_same_response(smol_server: ServerProcess) -> None:
     assert first == second, json.dumps([first, second], indent=1)
 
 
-def test_adaptive_uses_fewer_samples_than_the_cap(smol_server: ServerProcess) -> None:
+def test_adaptive_answers_and_accounts_for_every_sample(smol_server: ServerProcess) -> None:
+    """Adaptive starts every sample at once; the receipt says which finished and which were cut
+    (an early stop that cuts running samples is shown in test_adaptive_engine.py)."""
     result = precise(
         smol_server,
         messages=SHORT,
@@ -108,9 +110,12 @@ def test_adaptive_uses_fewer_samples_than_the_cap(smol_server: ServerProcess) ->
         max_tokens=32,
     )
     assert result["answer"] == "5"
-    assert result["stopped_early"] is True
     samples = result["samples"]
-    assert isinstance(samples, list) and len(samples) < 8
+    assert [s["index"] for s in samples] == list(range(8))
+    receipt = result["receipt"]
+    assert sorted(receipt["finished"] + receipt["cut"]) == list(range(8))
+    assert result["samples_used"] == len(receipt["finished"])
+    assert all(samples[i]["stopped"] == "consensus" for i in receipt["cut"])
 
 
 def test_precise_alias_through_the_openai_client(smol: openai.OpenAI) -> None:
