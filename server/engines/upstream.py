@@ -214,7 +214,6 @@ class UpstreamEngine:
             if any(r.usable and r is not replica for r in self.pool.replicas):
                 self._fail(replica, error.message[:200])
             else:
-                self._counts.pop(replica.url, None)  # its next probe may find it redeployed
                 log.warning(
                     "upstream %s failed a request (%s); kept: no other upstream is usable",
                     redact(replica.url),

@@ -132,9 +132,9 @@ async def test_unanimous_finishers_stop_the_batch_and_abort_the_rest() -> None:
     assert [s.seed for s in result.samples] == [BASE + i for i in range(16)]
     full = 4 * 4 + 12 * len(long("7").split(" "))
     assert result.completion_tokens == sum(s.token_count for s in result.samples)
-    # The engine stopped at once: at most a chunk or two per request past what was seen.
-    assert result.completion_tokens <= engine.tokens <= result.completion_tokens + 2 * 12
-    assert engine.tokens < full / 2
+    # The engine stopped generating them: well short of the full texts. (How many steps run
+    # between the decision and the aborts depends on how long judging took, so not exact.)
+    assert result.completion_tokens <= engine.tokens < full / 2
 
 
 async def test_a_vote_the_running_samples_cannot_change_is_decided() -> None:
