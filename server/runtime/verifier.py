@@ -79,10 +79,13 @@ class SandboxVerifier:
         distinct = sorted({a for a in answers if a is not None})
         tasks = [asyncio.ensure_future(self._one(spec, answer)) for answer in distinct]
         if tasks:
-            _, late = await asyncio.wait(tasks, timeout=self._settings.verify_budget_s)
-            for task in late:
-                task.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
+            late: set[asyncio.Future[Check]] = set(tasks)
+            try:
+                _, late = await asyncio.wait(tasks, timeout=self._settings.verify_budget_s)
+            finally:  # past the budget, or the caller left: stop (and kill) what still runs
+                for task in late:
+                    task.cancel()
+                await asyncio.gather(*late, return_exceptions=True)
         found = {answer: _outcome(task) for answer, task in zip(distinct, tasks, strict=True)}
         return [UNCHECKED if a is None else found[a] for a in answers]
 
