@@ -5,6 +5,8 @@
     .venv/bin/python bench/load.py --url http://127.0.0.1:8000 --capacity 256
     # a retry storm (clients retry at once) against a 0.1 s back-off, old code against new:
     .venv/bin/python bench/load.py --spawn tiny --backoff 0 0.1 --server-root OLD --server-root .
+    # the same with the server (and its engine) on core 0 and this load generator on the rest:
+    .venv/bin/python bench/load.py --spawn tiny --backoff 0 0.1 --repeat 3 --pin 0
 
 An asyncio driver keeps ``2 x capacity`` chat requests (n=1 each) in flight for ``--duration``
 seconds, then checks that the server serves normally again (a request succeeds and no samples
@@ -13,6 +15,12 @@ statuses: under overload the only errors allowed are 429 and 503, each answered 
 several ``--backoff`` values (0: a refused client retries at once) and ``--server-root``
 checkouts (spawned one at a time), it ends with a table of successful requests per second side
 by side. ``tests/reliability/test_processes.py`` runs a short smoke variant of the same driver.
+
+``--pin CORES`` keeps the spawned server and its vLLM engine on those cores (``taskset`` and
+``VLLM_CPU_OMP_THREADS_BIND``) and this load generator on the others. On a small machine the
+generator's own CPU (httpx, about 1 ms per request) otherwise lands on the cores the engine's
+OpenMP threads are bound to, and a storm of instant retries then measures the client as much
+as the server.
 """
 
 from __future__ import annotations
@@ -159,13 +167,38 @@ async def serves_normally(base_url: str, body: dict[str, Any], api_key: str | No
     return ok and admitted == ["quorum_admitted_samples 0.0"]
 
 
+def parse_cores(text: str) -> set[int]:
+    """``"0"``, ``"0-1"`` or ``"0,2-3"`` as a set of core numbers."""
+    cores: set[int] = set()
+    for part in text.split(","):
+        low, _, high = part.partition("-")
+        cores.update(range(int(low), int(high or low) + 1))
+    return cores
+
+
+def pin_client(server_cores: set[int]) -> None:
+    """Move this load generator off the server's cores (it keeps them if none is left)."""
+    rest = set(range(os.cpu_count() or 1)) - server_cores
+    if rest:
+        os.sched_setaffinity(0, rest)
+
+
 def spawn(
-    kind: str, capacity: int, port: int, log: Path, root: Path | None = None
+    kind: str,
+    capacity: int,
+    port: int,
+    log: Path,
+    root: Path | None = None,
+    pin: str | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``quorum serve`` on loopback, on the tiny model or the paced scripted engine, from
-    the checkout ``root`` (default: the installed one)."""
+    the checkout ``root`` (default: the installed one), on the cores ``pin`` if given."""
     env = dict(os.environ)
+    prefix = [] if pin is None else ["taskset", "--cpu-list", pin]
+    if pin is not None:
+        env["VLLM_CPU_OMP_THREADS_BIND"] = pin
     args = [
+        *prefix,
         sys.executable,
         "-m",
         "quorum.cli",
@@ -264,7 +297,7 @@ def spawned_runs(args: argparse.Namespace, root: Path | None, body: dict[str, An
     port = 18_000 + os.getpid() % 1000
     base_url = f"http://127.0.0.1:{port}"
     log = Path(tempfile.gettempdir()) / f"quorum-load-{port}.log"
-    process = spawn(args.spawn, args.capacity, port, log, root)
+    process = spawn(args.spawn, args.capacity, port, log, root, args.pin)
     print(f"server log: {log}")
     try:
         wait_ready(base_url, process)
@@ -327,12 +360,20 @@ def main() -> int:
         action="append",
         help="with --spawn: a checkout to run the server from (repeat to compare; one at a time)",
     )
+    parser.add_argument(
+        "--pin",
+        help="with --spawn: cores for the server and its engine (e.g. 0); the load gets the rest",
+    )
     parser.add_argument("--model", default="tiny-llama")
     parser.add_argument("--api-key", default=os.environ.get("QUORUM_BENCH_API_KEY"))
     args = parser.parse_args()
 
     body = chat_body(args.model, args.max_tokens, "Tell me about the sea in one line.")
     runs: list[Run] = []
+    if args.pin is not None:
+        if not args.spawn:
+            parser.error("--pin needs --spawn")
+        pin_client(parse_cores(args.pin))
     if args.spawn:
         for index, root in enumerate(args.server_root or [None]):
             if index:
