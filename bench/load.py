@@ -5,7 +5,7 @@
     .venv/bin/python bench/load.py --url http://127.0.0.1:8000 --capacity 256
     # a retry storm (clients retry at once) against a 0.1 s back-off, old code against new:
     .venv/bin/python bench/load.py --spawn tiny --backoff 0 0.1 --server-root OLD --server-root .
-    # the same with the server (and its engine) on core 0 and this load generator on the rest:
+    # the same with the engine on core 0, the server and (niced) load generator on the rest:
     .venv/bin/python bench/load.py --spawn tiny --backoff 0 0.1 --repeat 3 --pin 0
 
 An asyncio driver keeps ``2 x capacity`` chat requests (n=1 each) in flight for ``--duration``
@@ -16,11 +16,13 @@ several ``--backoff`` values (0: a refused client retries at once) and ``--serve
 checkouts (spawned one at a time), it ends with a table of successful requests per second side
 by side. ``tests/reliability/test_processes.py`` runs a short smoke variant of the same driver.
 
-``--pin CORES`` keeps the spawned server and its vLLM engine on those cores (``taskset`` and
-``VLLM_CPU_OMP_THREADS_BIND``) and this load generator on the others. On a small machine the
-generator's own CPU (httpx, about 1 ms per request) otherwise lands on the cores the engine's
-OpenMP threads are bound to, and a storm of instant retries then measures the client as much
-as the server.
+``--pin CORES`` gives the spawned server's vLLM engine those cores to itself
+(``VLLM_CPU_OMP_THREADS_BIND``), and runs the HTTP server and this load generator on the
+others, the generator at the lowest priority (nice 19): the layout vLLM's CPU docs recommend
+(cores reserved for the serving front end), with the clients as close to "on another machine"
+as one machine allows. Without it, on a small machine, the generator's own CPU (httpx, about
+1 ms per request) lands on the cores the engine's OpenMP threads are bound to, and a storm of
+instant retries measures the client as much as the server.
 """
 
 from __future__ import annotations
@@ -176,11 +178,18 @@ def parse_cores(text: str) -> set[int]:
     return cores
 
 
-def pin_client(server_cores: set[int]) -> None:
-    """Move this load generator off the server's cores (it keeps them if none is left)."""
-    rest = set(range(os.cpu_count() or 1)) - server_cores
-    if rest:
-        os.sched_setaffinity(0, rest)
+def front_cores(engine_cores: set[int]) -> str:
+    """The cores left for the HTTP server and the load generator, as a taskset list."""
+    rest = sorted(set(range(os.cpu_count() or 1)) - engine_cores)
+    if not rest:
+        raise SystemExit("--pin must leave at least one core for the server and the load")
+    return ",".join(map(str, rest))
+
+
+def pin_client(engine_cores: set[int]) -> None:
+    """Move this load generator off the engine's cores, at the lowest priority."""
+    os.sched_setaffinity(0, {int(core) for core in front_cores(engine_cores).split(",")})
+    os.nice(19)
 
 
 def spawn(
@@ -192,9 +201,10 @@ def spawn(
     pin: str | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``quorum serve`` on loopback, on the tiny model or the paced scripted engine, from
-    the checkout ``root`` (default: the installed one), on the cores ``pin`` if given."""
+    the checkout ``root`` (default: the installed one); with ``pin``, its engine on those cores
+    and the server on the others."""
     env = dict(os.environ)
-    prefix = [] if pin is None else ["taskset", "--cpu-list", pin]
+    prefix = [] if pin is None else ["taskset", "--cpu-list", front_cores(parse_cores(pin))]
     if pin is not None:
         env["VLLM_CPU_OMP_THREADS_BIND"] = pin
     args = [
@@ -362,7 +372,7 @@ def main() -> int:
     )
     parser.add_argument(
         "--pin",
-        help="with --spawn: cores for the server and its engine (e.g. 0); the load gets the rest",
+        help="with --spawn: the engine's cores (e.g. 0); the server and the load get the rest",
     )
     parser.add_argument("--model", default="tiny-llama")
     parser.add_argument("--api-key", default=os.environ.get("QUORUM_BENCH_API_KEY"))

@@ -68,7 +68,7 @@ def cpu_per_refusal(root: Path, sizes: list[int], requests: int) -> dict[int, fl
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "QUORUM_TEST_ENGINE": "scripted", "QUORUM_TEST_TOKEN_DELAY_MS": "1000"}
-    args = [sys.executable, "-m", "server.cli", "serve", "--port", str(port), "--served-name", "m"]
+    args = [sys.executable, "-m", "quorum.cli", "serve", "--port", str(port), "--served-name", "m"]
     args += ["--max-inflight-samples", "1", "--max-model-len", "4096", "--drain-timeout-s", "0"]
     log = Path(tempfile.gettempdir()) / f"quorum-refusals-{port}.log"
     with log.open("wb") as out:

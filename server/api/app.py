@@ -24,6 +24,7 @@ from server.api.contract import QuorumAPI
 from server.api.deps import ServerState
 from server.api.error_handlers import install_error_handlers
 from server.api.middleware import install_middleware
+from server.api.middleware.early_refusal import EarlyRefusal
 from server.api.routes import health, inference, metrics, models, playground
 from server.runtime.admission import Admission
 from server.runtime.judge_pool import answer_judge
@@ -97,4 +98,8 @@ def create_app(settings: Settings, engine: ManagedEngine) -> FastAPI:
         app.include_router(module.router)
     if settings.playground:
         app.include_router(playground.build_router())
+    # Asked by the connection protocol before the stack above runs (server.runtime.serve).
+    app.state.early_refusal = EarlyRefusal(
+        settings, lifecycle, admission, registry, app.router.routes
+    )
     return app

@@ -19,6 +19,11 @@ connection:
   included (so it refuses at ``limit - 1`` connections), and answers a plain-text 503 only once
   the request's headers have been read, holding the socket until then.
 
+- an early answer: once a request's headers are in, ``early`` (the app's
+  ``server.api.middleware.early_refusal``) may hand back a small ASGI app to run in place of the
+  whole stack, for a request that is refused anyway (429 at capacity), so that a retry storm's
+  refusals cost the event loop as little as they can.
+
 A slow body is bounded where it is waited for, in ``server.api.middleware.body_limit``. Nothing
 here patches uvicorn: ``serve`` passes the class as ``http=`` in its config.
 """
@@ -32,12 +37,15 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
+from uvicorn._types import ASGI3Application
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from server.errors import ClientTooSlow, HeadersTooLarge, QuorumError
 
 HEADERS_END = b"\r\n\r\n"
 Refusal = Callable[[str], None]  # told the reason of each connection cut: for the metrics
+# (method, request target, headers) -> an app that answers in place of the stack, or None
+EarlyAnswer = Callable[[bytes, bytes, list[tuple[bytes, bytes]]], ASGI3Application | None]
 
 
 @dataclass(frozen=True)
@@ -61,8 +69,11 @@ def raw_error(error: QuorumError) -> bytes:
     return head.encode("latin-1") + body
 
 
-def guarded_protocol(limits: ConnectionLimits, on_refusal: Refusal) -> type[HttpToolsProtocol]:
-    """uvicorn's httptools protocol class with ``limits`` enforced on every connection."""
+def guarded_protocol(
+    limits: ConnectionLimits, on_refusal: Refusal, early: EarlyAnswer | None = None
+) -> type[HttpToolsProtocol]:
+    """uvicorn's httptools protocol class with ``limits`` enforced on every connection, and
+    ``early`` asked first about every request."""
     too_slow = raw_error(ClientTooSlow("The request headers did not arrive in time."))
     too_large = raw_error(
         HeadersTooLarge(
@@ -123,7 +134,17 @@ def guarded_protocol(limits: ConnectionLimits, on_refusal: Refusal) -> type[Http
         def on_headers_complete(self) -> None:
             self._disarm()
             self.reading_headers = False
-            super().on_headers_complete()
+            answer = (
+                None if early is None else early(self.parser.get_method(), self.url, self.headers)
+            )
+            if answer is None:
+                super().on_headers_complete()
+                return
+            stack, self.app = self.app, answer  # uvicorn starts the request's task with self.app
+            try:
+                super().on_headers_complete()
+            finally:
+                self.app = stack
 
         def on_message_complete(self) -> None:
             super().on_message_complete()

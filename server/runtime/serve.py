@@ -142,7 +142,11 @@ def run_server(app: FastAPI, settings: Settings) -> int:
         app,
         host=settings.host,
         port=settings.port,
-        http=guarded_protocol(limits, lambda reason: metrics.rejections.labels(reason).inc()),
+        http=guarded_protocol(
+            limits,
+            lambda reason: metrics.rejections.labels(reason).inc(),
+            getattr(app.state, "early_refusal", None),
+        ),
         timeout_keep_alive=settings.keep_alive_timeout_s,
         log_level=settings.log_level,
         log_config=None,  # keep the JSON logging configured by the CLI

@@ -13,6 +13,7 @@ over real sockets):
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections.abc import Iterator
@@ -261,3 +262,49 @@ def test_a_refused_request_cannot_hold_its_connection_by_dripping_its_body(
             except OSError:
                 cut = True
     assert cut, "a dripped unread body held the connection"
+
+
+def test_a_full_servers_refusal_is_an_openai_429_counted_and_logged(full: ServerProcess) -> None:
+    body = {"model": MODEL, "messages": MESSAGES}
+    refusals = 5
+    with connect(full.port) as sock:
+        for index in range(refusals):
+            sock.sendall(json_request(CHAT, body, f"X-Request-Id: storm-{index}\r\n"))
+            reply = read_reply(sock)
+            assert reply is not None and reply.status == 429
+            assert reply.error()["type"] == "rate_limit_error"
+            assert reply.error()["code"] == "overloaded"
+            assert reply.headers["retry-after"] == "1"
+            assert reply.headers["x-request-id"] == f"storm-{index}"
+    assert metric(full.base_url, 'quorum_rejections_total{reason="overloaded"}') == refusals
+    # The access log sums a burst of refusals in one line, a second after its first.
+    poll(lambda: '"refused at capacity"' in full.log_path.read_text())
+    summaries = [
+        json.loads(line)
+        for line in full.log_path.read_text().splitlines()
+        if '"refused at capacity"' in line
+    ]
+    assert sum(line["count"] for line in summaries) == refusals
+
+
+def test_a_full_server_still_asks_for_the_key_first(process_dir: Path) -> None:
+    server = scripted_process(
+        process_dir,
+        "full-keyed",
+        ["--max-inflight-samples", "1"],
+        {"QUORUM_TEST_TOKEN_DELAY_MS": "50", "QUORUM_API_KEYS": "sk-connections"},
+    )
+    key = "Authorization: Bearer sk-connections\r\n"
+    prompt = [{"role": "user", "content": words(200)}]
+    long = {"model": MODEL, "messages": prompt, "max_tokens": 300, "stream": True}
+    body = {"model": MODEL, "messages": MESSAGES}
+    try:
+        with connect(server.port, timeout=60) as holder, connect(server.port) as sock:
+            holder.sendall(json_request(CHAT, long, key))
+            poll(lambda: metric(server.base_url, "quorum_admitted_samples") == 1)
+            for extra, status in (("", 401), ("Authorization: Bearer wrong\r\n", 401), (key, 429)):
+                sock.sendall(json_request(CHAT, body, extra))
+                reply = read_reply(sock)
+                assert reply is not None and reply.status == status, extra
+    finally:
+        server.stop(timeout=30)

@@ -28,6 +28,15 @@ from server.runtime.admission import Admission
 from server.runtime.settings import Settings
 
 
+def overloaded(capacity: int, retry_after_s: int) -> Overloaded:
+    """The 429 of a full server, with its ``Retry-After``."""
+    retry = str(retry_after_s)
+    return Overloaded(
+        f"The server is at capacity ({capacity} samples running or queued); retry after {retry} s.",
+        headers={"Retry-After": retry},
+    )
+
+
 def _json_object(scope: Scope, body: bytes) -> dict[str, Any] | None:
     """The body as a JSON object, or None (the route reports what is wrong with it)."""
     content_type = header(scope, b"content-type") or b""
@@ -82,10 +91,5 @@ class AdmissionMiddleware:
         record = record_of(scope)
         if record is not None:
             record.rejected = "overloaded"
-        retry = str(self.settings.retry_after_s)
-        error = Overloaded(
-            f"The server is at capacity ({self.admission.capacity} samples running or queued); "
-            f"retry after {retry} s.",
-            headers={"Retry-After": retry},
-        )
+        error = overloaded(self.admission.capacity, self.settings.retry_after_s)
         await send_error(send, error, close=close)

@@ -38,12 +38,16 @@ def bearer_token(value: bytes | None) -> bytes | None:
     return token
 
 
-class AuthMiddleware:
-    """401 with an OpenAI error body unless the request carries one of the keys."""
+class BearerKeys:
+    """The configured keys, as digests; shared by the middleware and the early refusal."""
 
-    def __init__(self, app: ASGIApp, keys: Sequence[SecretStr]) -> None:
-        self.app = app
+    def __init__(self, keys: Sequence[SecretStr]) -> None:
         self._digests = [_digest(k.get_secret_value()) for k in keys]
+
+    @property
+    def required(self) -> bool:
+        """Whether any key is configured (none: the server is open)."""
+        return bool(self._digests)
 
     def accepts(self, token: bytes | None) -> bool:
         """Whether the token is one of the keys (constant time over all keys)."""
@@ -51,8 +55,24 @@ class AuthMiddleware:
         matches = [hmac.compare_digest(candidate, digest) for digest in self._digests]
         return token is not None and any(matches)
 
+    def admit(self, authorization: bytes | None) -> bool:
+        """Whether a request with this ``Authorization`` header may pass (always, if open)."""
+        return not self.required or self.accepts(bearer_token(authorization))
+
+
+class AuthMiddleware:
+    """401 with an OpenAI error body unless the request carries one of the keys."""
+
+    def __init__(self, app: ASGIApp, keys: Sequence[SecretStr]) -> None:
+        self.app = app
+        self.keys = BearerKeys(keys)
+
+    def accepts(self, token: bytes | None) -> bool:
+        """Whether the token is one of the keys (constant time over all keys)."""
+        return self.keys.accepts(token)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or not self._digests or is_public(scope):
+        if scope["type"] not in ("http", "websocket") or not self.keys.required or is_public(scope):
             await self.app(scope, receive, send)
             return
         if self.accepts(bearer_token(header(scope, b"authorization"))):
