@@ -1,8 +1,7 @@
 """The rig's command line: one subcommand per scenario, each a module with two functions.
 
 A scenario module has ``add_arguments(parser)`` and ``async run(args, report)``; adding one is a
-line in ``SCENARIOS``. ``adaptive`` and ``evaluation`` are reserved names for benchmarks still to
-come: they explain themselves and exit 2.
+line in ``SCENARIOS``.
 """
 
 from __future__ import annotations
@@ -26,11 +25,8 @@ SCENARIOS: dict[str, tuple[str, str]] = {
     "determinism": ("determinism", "identical temperature-0 requests under load: distinct outputs"),
     "vote-cost": ("vote_cost", "judging cost of a vote (runs bench/judging.py)"),
     "frontend-cpu": ("frontend", "front-end and engine CPU per token, with an optional profile"),
-}
-# Reserved: the adaptive-sampling and evaluation benchmarks land here (see bench/README.md).
-HOOKS = {
-    "adaptive": "adaptive stopping's samples and wall time against fixed N (not written yet)",
-    "evaluation": "accuracy against cost on evaluation items, via `quorum eval` (not written yet)",
+    "adaptive": ("adaptive", "adaptive precise mode against a fixed vote of N, on eval items"),
+    "evaluation": ("accuracy", "accuracy against cost on eval items: greedy against a vote of N"),
 }
 
 
@@ -51,8 +47,6 @@ def parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=summary, description=summary)
         add_common(sub)
         scenario_module(name).add_arguments(sub)
-    for name, summary in HOOKS.items():
-        commands.add_parser(name, help=summary, description=summary)
     return top
 
 
@@ -64,9 +58,6 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 def main(argv: Sequence[str]) -> int:
     """Run one scenario; print its tables and save them with ``--json``."""
     args = parser().parse_args(argv)
-    if args.scenario in HOOKS:
-        print(f"{args.scenario}: {HOOKS[args.scenario]}; see bench/README.md, 'Still to come'.")
-        return 2
     report = Report(args.scenario, context(argv))
     signal.signal(signal.SIGTERM, _interrupt)
     try:

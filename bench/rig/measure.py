@@ -14,13 +14,14 @@ import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from bench.rig.systems import System
 
 REQUEST_TIMEOUT_S = 600.0
+T = TypeVar("T")
 
 
 @dataclass
@@ -135,8 +136,8 @@ def ratio(value: float, base: float) -> float:
     return value / base
 
 
-def rotated(items: Sequence[System], round_index: int) -> list[System]:
-    """The systems in a different order each round, so none is always first after a pause."""
+def rotated(items: Sequence[T], round_index: int) -> list[T]:
+    """The systems (or configs) in a different order each round, so none is always first."""
     shift = round_index % len(items) if items else 0
     return [*items[shift:], *items[:shift]]
 

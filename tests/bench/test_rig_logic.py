@@ -1,5 +1,5 @@
 """The rig's own logic, without servers: percentiles, ratios, the engine-switch pause, tables,
-optillm's in-band errors, process-group liveness, and the reserved scenario names."""
+optillm's in-band errors, process-group liveness, and every scenario's options."""
 
 from __future__ import annotations
 
@@ -92,12 +92,6 @@ def test_tables_print_as_markdown_and_save_as_json(tmp_path: Path) -> None:
     saved = json.loads((tmp_path / "r.json").read_text())
     assert saved["tables"]["T"][1] == {"system": "quorum", "p50 ms": 9.876, "x": None}
     assert saved["figures"] == {"r": None} and saved["failures"] == []
-
-
-@pytest.mark.parametrize("hook", sorted(cli.HOOKS))
-def test_reserved_scenarios_say_so(hook: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main([hook]) == 2
-    assert "bench/README.md" in capsys.readouterr().out
 
 
 def test_every_scenario_has_its_options() -> None:

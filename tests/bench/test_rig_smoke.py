@@ -109,6 +109,54 @@ def test_vote_cost_runs_the_judging_bench(tmp_path: Path) -> None:
         assert any("judging.py" in note for note in report["notes"])
 
 
+def on_two_items(
+    tmp_path: Path, quorum: ServerProcess, scenario: str, *args: str
+) -> dict[str, Any]:
+    """A scenario that runs the evaluation harness, on two short items and a few tokens."""
+    items = ["--sets", "basic_arithmetic", "--limit", "2", "--max-tokens", "8"]
+    return rig(tmp_path, scenario, *TINY, "--quorum-url", quorum.base_url, *items, *args)
+
+
+def saved_results(report: dict[str, Any], pairs: int) -> None:
+    """The harness's results file, one line per (item, config), and its report beside it."""
+    results = Path(report["figures"]["results"])
+    assert len(results.read_text().splitlines()) == pairs
+    assert (results.parent / "eval-report" / "report.md").exists()
+
+
+def test_evaluation_greedy_against_a_vote_on_eval_items(
+    tmp_path: Path, tiny_quorum: ServerProcess
+) -> None:
+    report = on_two_items(tmp_path, tiny_quorum, "evaluation", "--samples", "2")
+    rows = report["figures"]["rows"]
+    assert [row["config"] for row in rows] == ["greedy", "n2-t0.7-m8"]
+    assert all(row["items"] == 2 for row in rows)
+    assert rows[0]["tokens ratio"] == rows[0]["wall ratio"] == 1.0
+    assert [row["samples/item"] for row in rows] == [1.0, 2.0]
+    (pair,) = report["figures"]["comparisons"]
+    assert (pair["a"], pair["b"], pair["items"]) == ("n2-t0.7-m8", "greedy", 2)
+    saved_results(report, pairs=2 * 2)
+
+
+def test_adaptive_against_a_fixed_vote_and_the_old_rounds(
+    tmp_path: Path, tiny_quorum: ServerProcess
+) -> None:
+    report = on_two_items(tmp_path, tiny_quorum, "adaptive", "--samples", "4", "--prune")
+    rows = report["figures"]["rows"]
+    assert [row["config"] for row in rows] == [
+        "n4-t0.7",
+        "adaptive",
+        "adaptive-prune",
+        "sequential rounds (replayed, wall estimated)",
+    ]
+    assert all(row["items"] == 2 and 1 <= row["samples/item"] <= 4 for row in rows)
+    assert rows[0]["samples/item"] == 4 and rows[0]["tokens ratio"] == 1.0
+    assert [pair["a"] for pair in report["figures"]["comparisons"]] == [
+        r["config"] for r in rows[1:]
+    ]
+    saved_results(report, pairs=2 * 3)
+
+
 OPTILLM = os.environ.get("QUORUM_BENCH_OPTILLM") or shutil.which("optillm")
 
 
