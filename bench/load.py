@@ -16,13 +16,17 @@ several ``--backoff`` values (0: a refused client retries at once) and ``--serve
 checkouts (spawned one at a time), it ends with a table of successful requests per second side
 by side. ``tests/reliability/test_processes.py`` runs a short smoke variant of the same driver.
 
-``--pin CORES`` gives the spawned server's vLLM engine those cores to itself
-(``VLLM_CPU_OMP_THREADS_BIND``), and runs the HTTP server and this load generator on the
-others, the generator at the lowest priority (nice 19): the layout vLLM's CPU docs recommend
-(cores reserved for the serving front end), with the clients as close to "on another machine"
-as one machine allows. Without it, on a small machine, the generator's own CPU (httpx, about
-1 ms per request) lands on the cores the engine's OpenMP threads are bound to, and a storm of
-instant retries measures the client as much as the server.
+``--pin CORES`` gives the spawned server's vLLM engine those cores (``VLLM_CPU_OMP_THREADS_BIND``)
+and ``--server-cores`` (default: the other cores) the HTTP server's process (``taskset``); this
+load generator runs on the cores neither uses, or, if there are none, on the server's at the
+lowest priority (nice 19). Two layouts of a 2-core machine, both to keep the generator's own CPU
+(httpx, about 1 ms per request) off the engine's cores, which a storm of instant retries would
+otherwise measure as much as the server:
+
+- ``--pin 0``: the engine alone on core 0 (vLLM's CPU docs reserve cores for the front end);
+  server and (niced) clients share core 1;
+- ``--pin 0 --server-cores 0``: server and engine on core 0, the clients alone on core 1, the
+  nearest this machine gets to clients on another machine.
 """
 
 from __future__ import annotations
@@ -178,18 +182,32 @@ def parse_cores(text: str) -> set[int]:
     return cores
 
 
-def front_cores(engine_cores: set[int]) -> str:
-    """The cores left for the HTTP server and the load generator, as a taskset list."""
-    rest = sorted(set(range(os.cpu_count() or 1)) - engine_cores)
+def other_cores(used: set[int]) -> set[int]:
+    """The machine's cores outside ``used``."""
+    return set(range(os.cpu_count() or 1)) - used
+
+
+def as_list(cores: set[int]) -> str:
+    """A set of cores as a taskset list."""
+    return ",".join(map(str, sorted(cores)))
+
+
+def server_cores(args: argparse.Namespace) -> set[int]:
+    """The HTTP server's cores: ``--server-cores``, else those the engine does not use."""
+    if args.server_cores is not None:
+        return parse_cores(args.server_cores)
+    rest = other_cores(parse_cores(args.pin))
     if not rest:
-        raise SystemExit("--pin must leave at least one core for the server and the load")
-    return ",".join(map(str, rest))
+        raise SystemExit("--pin must leave a core for the server, or give --server-cores")
+    return rest
 
 
-def pin_client(engine_cores: set[int]) -> None:
-    """Move this load generator off the engine's cores, at the lowest priority."""
-    os.sched_setaffinity(0, {int(core) for core in front_cores(engine_cores).split(",")})
-    os.nice(19)
+def pin_client(engine: set[int], server: set[int]) -> None:
+    """Put this load generator on the cores nobody else uses, else niced on the server's."""
+    free = other_cores(engine | server)
+    os.sched_setaffinity(0, free or server)
+    if not free:
+        os.nice(19)
 
 
 def spawn(
@@ -198,15 +216,15 @@ def spawn(
     port: int,
     log: Path,
     root: Path | None = None,
-    pin: str | None = None,
+    pin: tuple[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``quorum serve`` on loopback, on the tiny model or the paced scripted engine, from
-    the checkout ``root`` (default: the installed one); with ``pin``, its engine on those cores
-    and the server on the others."""
+    the checkout ``root`` (default: the installed one); ``pin``: (the engine's cores, the
+    server's), as taskset lists."""
     env = dict(os.environ)
-    prefix = [] if pin is None else ["taskset", "--cpu-list", front_cores(parse_cores(pin))]
+    prefix = [] if pin is None else ["taskset", "--cpu-list", pin[1]]
     if pin is not None:
-        env["VLLM_CPU_OMP_THREADS_BIND"] = pin
+        env["VLLM_CPU_OMP_THREADS_BIND"] = pin[0]
     args = [
         *prefix,
         sys.executable,
@@ -307,7 +325,8 @@ def spawned_runs(args: argparse.Namespace, root: Path | None, body: dict[str, An
     port = 18_000 + os.getpid() % 1000
     base_url = f"http://127.0.0.1:{port}"
     log = Path(tempfile.gettempdir()) / f"quorum-load-{port}.log"
-    process = spawn(args.spawn, args.capacity, port, log, root, args.pin)
+    pin = None if args.pin is None else (args.pin, as_list(server_cores(args)))
+    process = spawn(args.spawn, args.capacity, port, log, root, pin)
     print(f"server log: {log}")
     try:
         wait_ready(base_url, process)
@@ -372,8 +391,9 @@ def main() -> int:
     )
     parser.add_argument(
         "--pin",
-        help="with --spawn: the engine's cores (e.g. 0); the server and the load get the rest",
+        help="with --spawn: the engine's cores (e.g. 0); see --server-cores",
     )
+    parser.add_argument("--server-cores", help="with --pin: the HTTP server's cores")
     parser.add_argument("--model", default="tiny-llama")
     parser.add_argument("--api-key", default=os.environ.get("QUORUM_BENCH_API_KEY"))
     args = parser.parse_args()
@@ -383,7 +403,7 @@ def main() -> int:
     if args.pin is not None:
         if not args.spawn:
             parser.error("--pin needs --spawn")
-        pin_client(parse_cores(args.pin))
+        pin_client(parse_cores(args.pin), server_cores(args))
     if args.spawn:
         for index, root in enumerate(args.server_root or [None]):
             if index:
