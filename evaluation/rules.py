@@ -214,6 +214,8 @@ def replay_adaptive(
         if stopping is not None and referee.verdict() is not None:
             cut.update({index: step for index in referee.running})
             break
+        if not referee.running:
+            break  # the rest were pruned: the vote ends with its last unpruned sample
     voters = set(referee.voters)
     decision = majority_of([s for s in samples if s.index in voters], min_agreement=min_agreement)
     spent = sum(min(s.tokens, cut.get(s.index, s.tokens)) for s in samples)
