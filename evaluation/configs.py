@@ -18,7 +18,8 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any
 
 from evaluation.items.store import Item
@@ -113,6 +114,24 @@ def default_name(config: RunConfig) -> str:
     if config.verify:
         parts.append("verified")
     return "-".join(parts)
+
+
+def _defaults() -> dict[str, Any]:
+    """Every field's default value (a factory's product for ``extra``)."""
+    found: dict[str, Any] = {}
+    for spec in fields(RunConfig):
+        if spec.default is not MISSING:
+            found[spec.name] = spec.default
+        elif spec.default_factory is not MISSING:
+            found[spec.name] = spec.default_factory()
+    return found
+
+
+def same_config(recorded: Mapping[str, Any], config: RunConfig) -> bool:
+    """Whether a recorded config is this one, a field it lacks counting as that field's default:
+    a results file written before a field existed (no ``verify`` then) still resumes."""
+    defaults = _defaults()
+    return {**defaults, **recorded} == {**defaults, **config.to_dict()}
 
 
 def _digest(text: str) -> str:

@@ -198,6 +198,7 @@ def replay_adaptive(
     last = max((s.tokens for s in samples), default=0)
     step = 0
     for step in range(last + 1):
+        pruned_before = len(referee.pruned)
         live = [s for s in samples if s.index in referee.running]
         for sample in live:
             if 0 < step <= sample.tokens:
@@ -211,9 +212,13 @@ def replay_adaptive(
         for sample in ending:
             if sample.finish_reason != "abort":
                 referee.vote(sample.index, sample.strict.key)
-        if stopping is not None and referee.verdict() is not None:
+        # The standing moves only when samples end or are pruned: ask the rule only then.
+        moved = bool(ending) or len(referee.pruned) > pruned_before
+        if stopping is not None and moved and referee.verdict() is not None:
             cut.update({index: step for index in referee.running})
             break
+        if not referee.running:
+            break  # the rest were pruned: the vote ends with its last unpruned sample
     voters = set(referee.voters)
     decision = majority_of([s for s in samples if s.index in voters], min_agreement=min_agreement)
     spent = sum(min(s.tokens, cut.get(s.index, s.tokens)) for s in samples)

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 from tqdm import tqdm
 
-from evaluation.configs import RunConfig
+from evaluation.configs import RunConfig, same_config
 from evaluation.items.store import Item
 from evaluation.results import RECORD_VERSION, Record, ResultsFile
 
@@ -44,7 +44,7 @@ def check_configs(results: ResultsFile, configs: Sequence[RunConfig]) -> None:
         raise ValueError(f"config names must be unique, got {names}")
     for config in configs:
         known = results.configs.get(config.name)
-        if known is not None and known != config.to_dict():
+        if known is not None and not same_config(known, config):
             raise ValueError(
                 f"{results.path} already holds a different config named {config.name!r}: "
                 f"{known}; give this one another name=..."

@@ -7,11 +7,11 @@ replaying the rounds on them gives their tokens and answers exactly; their wall 
 fixed vote's scaled by the rounds' critical path (the sum over rounds of the longest sample in
 the round, over the longest of all), which favours them: it leaves out each round's start-up.
 
-``replay_costs`` also replays the in-batch adaptive vote (``evaluation.rules.replay_adaptive``:
-the live referee's decisions, one token per sample per engine step) with the server's rule, or a
-sweep of looser ones, for many more items than a live run affords; its wall is in engine steps to
-the last sample's end (exact for the batch's critical path, blind to per-step cost changing as
-samples are aborted).
+``replay_costs`` tabulates settings replayed by ``evaluation.tuning`` (the in-batch adaptive vote,
+``evaluation.rules.replay_adaptive``: the live referee's decisions, stopping and pruning, one
+token per sample per engine step; the fixed vote first, as the base), then the old rounds, for
+many more items than a live run affords; wall is in engine steps to the last sample's end (exact
+for the batch's critical path, blind to per-step cost changing as samples are aborted).
 """
 
 from __future__ import annotations
@@ -28,17 +28,19 @@ from decoding.stopping import (
     WindowStopping,
 )
 from evaluation.judge import ItemRun, JudgedSample
-from evaluation.rules import majority_of, replay_adaptive
+from evaluation.rules import majority_of
+from evaluation.tuning import Measured
 
-# The server's default rule first; the others show what a looser rule would trade (--sweep).
+# The server's default rule first; the others show what another rule would trade (--sweep).
+# Every parameter is spelt out, so a change of a class default does not rename a row.
 SWEEP: tuple[tuple[str, StoppingRule], ...] = (
-    ("beta 0.95", BetaStopping()),
+    ("esc 3", WindowStopping(3)),
+    ("esc 5", WindowStopping(5)),
+    ("beta 0.95", BetaStopping(0.95)),
     ("beta 0.9", BetaStopping(0.9)),
     ("beta 0.8", BetaStopping(0.8)),
     ("beta 0.75", BetaStopping(0.75)),
-    ("esc 5", WindowStopping()),
-    ("esc 3", WindowStopping(3)),
-    ("consensus 0.95", ConsensusStopping()),
+    ("consensus 0.95", ConsensusStopping(0.95, 4)),
     ("consensus 0.6", ConsensusStopping(0.6, 3)),
 )
 
@@ -65,7 +67,7 @@ class Rounds:
 def sequential_rounds(samples: Sequence[JudgedSample]) -> Rounds:
     """Draw round after round in seed order until the Beta rule stops or the samples run out."""
     ordered = sorted(samples, key=lambda s: s.index)
-    rule, drawn, path = BetaStopping(), 0, 0
+    rule, drawn, path = BetaStopping(0.95), 0, 0
     for size in round_sizes(len(ordered)):
         batch = ordered[drawn : drawn + size]
         drawn += len(batch)
@@ -95,28 +97,13 @@ def steps(run: ItemRun) -> float:
     return float(max((s.tokens for s in run.samples), default=0))
 
 
-def replay_costs(fixed: Mapping[str, ItemRun], name: str, *, sweep: bool = False) -> list[Cost]:
-    """The recorded fixed votes, adaptive replayed with the server's rule (or the sweep), and
-    the old rounds replayed; wall in engine steps."""
-    costs = [
-        Cost(
-            f"{name} (recorded)",
-            {item: majority_of(run.samples).correct for item, run in fixed.items()},
-            sum(s.tokens for run in fixed.values() for s in run.samples),
-            sum(steps(run) for run in fixed.values()),
-            sum(len(run.samples) for run in fixed.values()),
-        )
-    ]
-    for label, rule in SWEEP if sweep else SWEEP[:1]:
-        live = {item: replay_adaptive(run.samples, rule) for item, run in fixed.items()}
-        costs.append(
-            Cost(
-                f"adaptive {label} (replayed)",
-                {item: p.decision.correct for item, p in live.items()},
-                sum(p.tokens for p in live.values()),
-                float(sum(p.steps for p in live.values())),
-                sum(p.decision.used for p in live.values()),
-            )
-        )
-    costs.append(rounds_cost("sequential rounds (replayed)", fixed, steps))
-    return costs
+def setting_cost(measured: Measured) -> Cost:
+    """A replayed setting as a cost row, wall in engine steps."""
+    m = measured
+    return Cost(m.setting.name, m.right, m.tokens, float(m.steps), m.voted)
+
+
+def replay_costs(measured: Sequence[Measured], votes: Mapping[str, ItemRun]) -> list[Cost]:
+    """The replayed settings (the first, the fixed vote, is the base), then the old rounds on
+    the same votes; wall in engine steps."""
+    return [*map(setting_cost, measured), rounds_cost("old sequential rounds", votes, steps)]
