@@ -1,6 +1,8 @@
 """The cost of N: ``/v1/precise`` with N samples against one greedy answer, against the same N
-samples as one raw chat request (``n=N``: what the vote adds), and against N sequential ``n=1``
-calls (the naive loop some proxies run).
+samples as one raw chat request (``n=N``: what the vote adds), against N sequential ``n=1``
+calls (the naive loop some proxies run), and the same N samples as N concurrent ``n=1`` chat
+requests with seeds ``seed + i`` (the shape adaptive mode sends, so that any sample can be
+aborted alone; vLLM gives the children of an ``n=N`` request the same seeds).
 
 Every round asks each N with the same base seed, and the three ways of asking alternate within
 the round, so drift hits them alike. All runs on one engine: Quorum in-process (default), or
@@ -10,6 +12,7 @@ Quorum ``--upstream`` in front of vLLM's own server (``--system quorum-upstream`
 from __future__ import annotations
 
 import argparse
+import asyncio
 import time
 from collections import defaultdict
 from typing import Any
@@ -46,6 +49,21 @@ async def sequential(client: httpx.AsyncClient, model: str, n: int, args: Any, s
     return Call(200, time.perf_counter() - began, tokens, last.payload if last else None)
 
 
+async def concurrent(client: httpx.AsyncClient, model: str, n: int, args: Any, seed: int) -> Call:
+    """N chat calls of one sample each, all at once, as one timed call."""
+    began = time.perf_counter()
+    bodies = [
+        chat_body(model, PROMPT, args.max_tokens, temperature=TEMPERATURE, seed=seed + i)
+        for i in range(n)
+    ]
+    done = await asyncio.gather(*(call(client, CHAT, body) for body in bodies))
+    failed = next((c for c in done if not c.ok), None)
+    if failed is not None:
+        return failed
+    tokens = sum(c.completion_tokens for c in done)
+    return Call(200, time.perf_counter() - began, tokens, done[-1].payload)
+
+
 async def run(args: Any, report: Report) -> None:
     """Measure every N in rounds; tabulate against greedy, raw n=N and the sequential loop."""
     counts = [int(x) for x in args.samples.split(",")]
@@ -64,7 +82,7 @@ async def run(args: Any, report: Report) -> None:
                 for n in counts:
                     if deadline.passed():
                         break
-                    ways = ["precise", "raw", "sequential"] if n > 1 else ["precise"]
+                    ways = ["precise", "raw", "sequential", "concurrent"] if n > 1 else ["precise"]
                     for way in ways[r % len(ways) :] + ways[: r % len(ways)]:
                         if way == "precise":
                             body = precise_body(
@@ -76,8 +94,10 @@ async def run(args: Any, report: Report) -> None:
                                 model, PROMPT, args.max_tokens, n=n, seed=seed, temperature=0.7
                             )
                             done = await call(client, CHAT, body)
-                        else:
+                        elif way == "sequential":
                             done = await sequential(client, model, n, args, seed)
+                        else:
+                            done = await concurrent(client, model, n, args, seed)
                         cells[way, n].append(done)
         finally:
             await client.aclose()
@@ -92,6 +112,8 @@ async def run(args: Any, report: Report) -> None:
             "precise / raw",
             "N sequential ms",
             "sequential / precise",
+            "N concurrent n=1 ms",
+            "concurrent / raw",
         ],
     )
     greedy = median([c.seconds for c in cells["precise", 1] if c.ok])
@@ -100,6 +122,7 @@ async def run(args: Any, report: Report) -> None:
         wall = median([c.seconds for c in precise])
         raw = median([c.seconds for c in cells["raw", n] if c.ok])
         loop = median([c.seconds for c in cells["sequential", n] if c.ok])
+        apart = median([c.seconds for c in cells["concurrent", n] if c.ok])
         tokens = median([float(c.completion_tokens) for c in precise])
         table.add(
             n,
@@ -110,6 +133,8 @@ async def run(args: Any, report: Report) -> None:
             ratio(wall, raw),
             loop * 1000,
             ratio(loop, wall),
+            apart * 1000,
+            ratio(apart, raw),
         )
     report.tables = [table]
     report.figures = {"cost_of_n": table.as_dicts()}

@@ -85,6 +85,7 @@ def test_cost_of_n_against_greedy_raw_and_the_loop(
     assert [row["N"] for row in rows] == [1, 2, 4]
     assert rows[0]["x greedy"] == 1.0
     assert all(row["raw n=N ms"] > 0 and row["N sequential ms"] > 0 for row in rows[1:])
+    assert all(row["N concurrent n=1 ms"] > 0 for row in rows[1:])
 
 
 def test_determinism_counts_distinct_outputs_under_load(
