@@ -20,9 +20,13 @@ connection:
   the request's headers have been read, holding the socket until then.
 
 - an early answer: once a request's headers are in, ``early`` (the app's
-  ``server.api.middleware.early_refusal``) may hand back a small ASGI app to run in place of the
-  whole stack, for a request that is refused anyway (429 at capacity), so that a retry storm's
-  refusals cost the event loop as little as they can.
+  ``server.api.middleware.early_refusal``) may hand back a whole reply for a request that is
+  refused anyway (429 at capacity), so that a retry storm's refusals cost the event loop as
+  little as they can. On a kept-alive HTTP/1.1 connection whose last response is complete the
+  reply is written to the socket at once: no request task, no ASGI call; uvicorn's parser then
+  skips the unread body (its cycle is complete) and the header timeout bounds it. On a
+  connection's first request (no cycle yet) or behind a pipelined one, it runs as a small ASGI
+  app in place of the stack, so uvicorn keeps its own bookkeeping.
 
 A slow body is bounded where it is waited for, in ``server.api.middleware.body_limit``. Nothing
 here patches uvicorn: ``serve`` passes the class as ``http=`` in its config.
@@ -37,15 +41,28 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
-from uvicorn._types import ASGI3Application
+from uvicorn._types import ASGI3Application, ASGIReceiveCallable, ASGISendCallable, Scope
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from server.errors import ClientTooSlow, HeadersTooLarge, QuorumError
 
 HEADERS_END = b"\r\n\r\n"
 Refusal = Callable[[str], None]  # told the reason of each connection cut: for the metrics
-# (method, request target, headers) -> an app that answers in place of the stack, or None
-EarlyAnswer = Callable[[bytes, bytes, list[tuple[bytes, bytes]]], ASGI3Application | None]
+Headers = list[tuple[bytes, bytes]]
+
+
+@dataclass(frozen=True)
+class EarlyReply:
+    """A whole reply given before the app runs; ``sent`` is told once it is written."""
+
+    status: int
+    headers: Headers
+    body: bytes
+    sent: Callable[[], None]
+
+
+# (method, request target, headers) -> a reply in place of the stack's, or None
+EarlyAnswer = Callable[[bytes, bytes, Headers], EarlyReply | None]
 
 
 @dataclass(frozen=True)
@@ -58,15 +75,35 @@ class ConnectionLimits:
     max_connections: int
 
 
+def raw_response(status: int, headers: Headers, body: bytes) -> bytes:
+    """A whole HTTP/1.1 response for the socket (``headers`` include its content-length)."""
+    head = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n".encode("latin-1")]
+    head += [name + b": " + value + b"\r\n" for name, value in headers]
+    return b"".join(head) + b"\r\n" + body
+
+
 def raw_error(error: QuorumError) -> bytes:
     """A whole error response for the socket, for when no ASGI request exists to answer."""
     body = json.dumps(error.body()).encode()
-    head = (
-        f"HTTP/1.1 {error.status} {HTTPStatus(error.status).phrase}\r\n"
-        f"content-type: application/json\r\ncontent-length: {len(body)}\r\n"
-        "connection: close\r\n\r\n"
-    )
-    return head.encode("latin-1") + body
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]
+    return raw_response(error.status, headers, body)
+
+
+def reply_app(reply: EarlyReply) -> ASGI3Application:
+    """An early reply as an ASGI app, for when uvicorn must run the request."""
+
+    async def app(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+        await send(
+            {"type": "http.response.start", "status": reply.status, "headers": reply.headers}
+        )
+        await send({"type": "http.response.body", "body": reply.body, "more_body": False})
+        reply.sent()
+
+    return app
 
 
 def guarded_protocol(
@@ -134,17 +171,34 @@ def guarded_protocol(
         def on_headers_complete(self) -> None:
             self._disarm()
             self.reading_headers = False
-            answer = (
+            reply = (
                 None if early is None else early(self.parser.get_method(), self.url, self.headers)
             )
-            if answer is None:
+            if reply is None:
                 super().on_headers_complete()
-                return
-            stack, self.app = self.app, answer  # uvicorn starts the request's task with self.app
-            try:
-                super().on_headers_complete()
-            finally:
-                self.app = stack
+            elif self._can_write_now():
+                headers = [*self.server_state.default_headers, *reply.headers]  # date, server
+                self.transport.write(raw_response(reply.status, headers, reply.body))
+                reply.sent()
+                self._arm()  # bounds the unread body and the next request's head
+            else:
+                stack, self.app = self.app, reply_app(reply)  # uvicorn's task runs self.app
+                try:
+                    super().on_headers_complete()
+                finally:
+                    self.app = stack
+
+        def _can_write_now(self) -> bool:
+            """Whether a reply may go straight to the socket: the last response is complete
+            (so the parser skips this request's body), none waits behind it, and the
+            connection stays open."""
+            return (
+                self.cycle is not None
+                and self.cycle.response_complete
+                and not self.pipeline
+                and self.parser.get_http_version() == "1.1"
+                and self.parser.should_keep_alive()
+            )
 
         def on_message_complete(self) -> None:
             super().on_message_complete()

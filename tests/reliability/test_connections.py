@@ -276,6 +276,7 @@ def test_a_full_servers_refusal_is_an_openai_429_counted_and_logged(full: Server
             assert reply.error()["code"] == "overloaded"
             assert reply.headers["retry-after"] == "1"
             assert reply.headers["x-request-id"] == f"storm-{index}"
+            assert "date" in reply.headers  # written by uvicorn's task (first) or straight (rest)
     assert metric(full.base_url, 'quorum_rejections_total{reason="overloaded"}') == refusals
     # The access log sums a burst of refusals in one line, a second after its first.
     poll(lambda: '"refused at capacity"' in full.log_path.read_text())

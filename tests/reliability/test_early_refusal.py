@@ -23,6 +23,7 @@ from server.api.app import create_app
 from server.api.middleware import early_refusal
 from server.api.middleware.admission import overloaded
 from server.api.middleware.early_refusal import EarlyRefusal
+from server.runtime.connections import EarlyReply, raw_response, reply_app
 from tests.reliability.conftest import CHAT, make_settings, paced, until
 from tests.reliability.test_observability import samples_of
 
@@ -44,8 +45,10 @@ def refusal(app: FastAPI) -> EarlyRefusal:
     return found
 
 
-async def reply(answer: Any) -> list[Message]:
-    """What the early app sends."""
+async def reply(answer: EarlyReply | None) -> list[Message]:
+    """What the early reply sends when uvicorn runs it as an app (a connection's first
+    request); written straight to the socket, it is the same bytes (test_connections)."""
+    assert answer is not None
     sent: list[Message] = []
 
     async def send(message: Message) -> None:
@@ -54,7 +57,7 @@ async def reply(answer: Any) -> list[Message]:
     async def receive() -> Message:
         raise AssertionError("an early refusal never reads the body")
 
-    await answer({"type": "http"}, receive, send)
+    await reply_app(answer)({"type": "http"}, receive, send)
     return sent
 
 
@@ -121,6 +124,19 @@ async def test_the_early_reply_is_the_stacks_429_and_is_counted(tmp_path: Path) 
     route = (("mode", "none"), ("route", CHAT), ("status", "429"))
     assert scraped[("quorum_requests_total", route)] == 1
     assert scraped[("quorum_rejections_total", (("reason", "overloaded"),))] == 1
+
+
+def test_the_raw_reply_is_a_complete_http_response(tmp_path: Path) -> None:
+    answer = refusal(full_app(tmp_path))(b"POST", CHAT.encode(), [JSON])
+    assert answer is not None
+    raw = raw_response(answer.status, answer.headers, answer.body)
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[0] == b"HTTP/1.1 429 Too Many Requests"
+    length = next(
+        v for k, _, v in (line.partition(b": ") for line in lines[1:]) if k == b"content-length"
+    )
+    assert int(length) == len(body) and json.loads(body) == overloaded(1, 1).body()
 
 
 async def test_each_refusal_gets_its_own_request_id(tmp_path: Path) -> None:

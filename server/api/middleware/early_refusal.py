@@ -8,16 +8,16 @@ work shares the event loop with the admitted requests' per-token work, and every
 the answers (``bench/load.py``).
 
 ``EarlyRefusal`` is asked by the connection protocol (``server.runtime.connections``) once a
-request's headers are in. When the request would be refused with 429 anyway, it returns a small
-ASGI app that sends the same reply (OpenAI error body, ``Retry-After``, ``x-request-id``); uvicorn
-runs it in place of the stack and, as for any refusal, skips the unread body and keeps the
-connection. It stands aside (returns None, and the stack answers) whenever a layer could answer
-otherwise: the server not serving (503), keys configured and this request's key not accepted
-(401), CORS configured (a browser needs its headers), ``Expect: 100-continue`` (the stack closes
-such a connection), a target that is not a plain path. Metrics count each refusal as the
-observing layer would; the access log gets a summary line (how many, over how long) a second
-after the first of a burst, rather than a line each, so that a request storm does not become a
-log storm.
+request's headers are in. When the request would be refused with 429 anyway, it returns the
+reply (OpenAI error body, ``Retry-After``, ``x-request-id``), which the protocol writes to the
+socket itself, or, on a connection's first request, runs as a small ASGI app in place of the
+stack; either way the unread body is skipped and the connection kept. It stands aside (returns
+None, and the stack answers) whenever a layer could answer otherwise: the server not serving
+(503), keys configured and this request's key not accepted (401), CORS configured (a browser
+needs its headers), ``Expect: 100-continue`` (the stack closes such a connection), a target
+that is not a plain path. Metrics count each refusal as the observing layer would; the access
+log gets a summary line (how many, over how long) a second after the first of a burst, rather
+than a line each, so that a request storm does not become a log storm.
 """
 
 from __future__ import annotations
@@ -32,13 +32,13 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter, Histogram
 from starlette.routing import BaseRoute
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.api.admission import MODE_ROUTES
 from server.api.middleware.admission import overloaded
 from server.api.middleware.auth import BearerKeys
 from server.api.middleware.observe import MAX_REQUEST_ID_CHARS, route_label
 from server.runtime.admission import Admission
+from server.runtime.connections import EarlyReply
 from server.runtime.lifecycle import Lifecycle
 from server.runtime.metrics import Metrics
 from server.runtime.settings import Settings
@@ -98,8 +98,8 @@ class EarlyRefusal:
         self._unlogged = 0  # refusals since the last summary line
         self._first_unlogged = 0.0
 
-    def __call__(self, method: bytes, target: bytes, headers: Headers) -> ASGIApp | None:
-        """The app that answers 429 if this request is to be refused now, else None."""
+    def __call__(self, method: bytes, target: bytes, headers: Headers) -> EarlyReply | None:
+        """The 429 to answer if this request is to be refused now, else None."""
         if (
             not self.enabled
             or method != b"POST"
@@ -143,17 +143,15 @@ class EarlyRefusal:
             self._seen[path] = found  # bounded by the app's routes
         return found
 
-    def _refusal(self, path: str, request_id: str) -> ASGIApp:
+    def _refusal(self, path: str, request_id: str) -> EarlyReply:
         start = time.perf_counter()
         counters = self._counters(path)
         headers = [*counters.head, (b"x-request-id", request_id.encode("latin-1"))]
 
-        async def refuse(scope: Scope, receive: Receive, send: Send) -> None:
-            await send({"type": "http.response.start", "status": 429, "headers": headers})
-            await send({"type": "http.response.body", "body": counters.body, "more_body": False})
+        def sent() -> None:
             self._account(counters, time.perf_counter() - start)
 
-        return refuse
+        return EarlyReply(429, headers, counters.body, sent)
 
     def _account(self, counters: _Counters, duration: float) -> None:
         counters.requests.inc()
