@@ -1,4 +1,6 @@
-"""Validate responses against OpenAI's own schemas (tests/reference, extracted from the spec)."""
+"""Validate responses against OpenAI's own schemas: ``reference/openai-schemas.json`` beside this
+module, extracted from OpenAI's OpenAPI spec by ``scripts/extract_openai_schemas.py``. The tests
+and the rig's ``conformance`` scenario both validate with it."""
 
 from __future__ import annotations
 
