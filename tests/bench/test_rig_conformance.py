@@ -34,19 +34,18 @@ class TopLogprobsEngine(ScriptedEngine):
         self, prompt: Prompt, spec: SamplingSpec, *, stream: bool
     ) -> AsyncGenerator[GenerationChunk, None]:
         """The scripted chunks, each token's alternatives padded to ``spec.logprobs``."""
-        wanted = spec.logprobs or 0
         async for chunk in super().generate(prompt, spec, stream=stream):
             for delta in chunk.deltas:
-                if delta.logprobs is not None:
-                    top = [
-                        ((f"{t.token}~{i}", -1.0 - i) for i in range(wanted))
-                        for t in delta.logprobs
-                    ]
-                    delta.logprobs = [
-                        dataclasses.replace(t, top=tuple(alternatives))
-                        for t, alternatives in zip(delta.logprobs, top, strict=True)
-                    ]
+                delta.logprobs = delta.logprobs and [
+                    dataclasses.replace(t, top=alternatives(t.token, spec.logprobs or 0))
+                    for t in delta.logprobs
+                ]
             yield chunk
+
+
+def alternatives(token: str, count: int) -> tuple[tuple[str, float], ...]:
+    """``count`` alternatives to a token, the token itself first, as an engine ranks them."""
+    return tuple((token if i == 0 else f"{token}~{i}", -0.5 - i) for i in range(count))
 
 
 def json_or_none(content: bytes) -> Any:
