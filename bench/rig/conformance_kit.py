@@ -57,7 +57,7 @@ def conforms(payload: Any, schema: str) -> None:
         validate(payload, schema)
     except jsonschema.ValidationError as exc:
         where = "/".join(str(part) for part in exc.absolute_path) or "the body"
-        raise CheckFailed(f"not a {schema}: at {where}: {exc.message[:200]}") from None
+        raise CheckFailed(f"not OpenAI's {schema}: at {where}: {exc.message[:200]}") from None
 
 
 def chat(target: Target, **extra: Any) -> dict[str, Any]:
