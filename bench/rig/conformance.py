@@ -130,7 +130,8 @@ async def run(args: Any, report: Report) -> None:
     names = wanted(args)
     deadline = Deadline(args.budget_s)
     results: dict[str, list[Outcome]] = {}
-    for group in groups(args, names):
+    planned = groups(args, names)
+    for group in planned:
         if deadline.passed():
             break
         with systems.running(group) as started:
@@ -155,5 +156,7 @@ async def run(args: Any, report: Report) -> None:
             for name, outcomes in results.items()
         },
     }
+    logs = {s.process.log_path.parent for g in planned for s in g if s.process}
+    report.notes += [f"logs: {folder}" for folder in sorted(logs)]
     if deadline.hit:
         report.notes.append(f"the {args.budget_s:.0f} s budget ran out: systems left unchecked")
