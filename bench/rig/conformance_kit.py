@@ -6,8 +6,8 @@ A check is an async function of a ``Target`` that returns when the server confor
 ``CheckFailed`` with the reason when it does not; ``run_checks`` runs them one at a time, each
 bounded by a timeout, and counts a check that errors (a dropped connection, a body that is not
 JSON, a client exception) as failed with the error as its reason. Requests are small (at most
-24 tokens, temperature 0 unless a check needs samples), so a check costs one or two engine
-steps' worth of work. bench/README.md lists what each check asks and why.
+24 tokens, temperature 0 unless a check needs samples): the fourteen generate about 150 tokens
+in all. bench/README.md lists what each check asks and why.
 """
 
 from __future__ import annotations
