@@ -89,15 +89,23 @@ def json_object(response: httpx.Response) -> dict[str, Any]:
     return result
 
 
-def refusal(response: httpx.Response, status: int) -> dict[str, Any]:
-    """The ``error`` object of an OpenAI error answer with ``status``, or the check fails."""
+def refused(response: httpx.Response, status: int) -> dict[str, Any]:
+    """The ``error`` object of an answer with ``status``, whatever its fields, or the check
+    fails."""
     expect(
         response.status_code == status,
         f"HTTP {response.status_code} where {status} was due: {response.text[:200]}",
     )
-    payload = json_object(response)
-    conforms(payload, "ErrorResponse")
-    error: dict[str, Any] = payload["error"]
+    error = json_object(response).get("error")
+    if not isinstance(error, dict):
+        raise CheckFailed(f"no error object: {response.text[:200]}")
+    return error
+
+
+def refusal(response: httpx.Response, status: int) -> dict[str, Any]:
+    """The ``error`` object of an OpenAI ``ErrorResponse`` with ``status``, or the check fails."""
+    error = refused(response, status)
+    conforms(response.json(), "ErrorResponse")
     return error
 
 

@@ -145,6 +145,21 @@ def edit_json(edit: Callable[[Any], object], path: str, status: int = 200) -> Ed
     return answer
 
 
+def drop_bytes(payload: dict[str, Any]) -> None:
+    """Token logprobs without their ``bytes``."""
+    for token in (payload["choices"][0].get("logprobs") or {}).get("content") or []:
+        token.pop("bytes")
+
+
+def numeric_code(request: httpx.Request, code: int, body: bytes) -> tuple[int, bytes]:
+    """Errors whose ``code`` is the HTTP status as a number, as vLLM's are."""
+    payload = json_or_none(body)
+    if code < 400 or not isinstance(payload, dict) or "error" not in payload:
+        return code, body
+    payload["error"]["code"] = code
+    return code, json.dumps(payload).encode()
+
+
 def no_done(request: httpx.Request, code: int, body: bytes) -> tuple[int, bytes]:
     """A stream that ends without ``data: [DONE]``."""
     return code, body.replace(b"data: [DONE]\n\n", b"")
@@ -162,9 +177,12 @@ def unprocessable(request: httpx.Request, code: int, body: bytes) -> tuple[int, 
 
 
 BROKEN: list[tuple[str, EditRequest | None, EditAnswer | None, set[str], str]] = [
+    # a body's schema is the chat check's business; the sampling checks read their fields
     ("chat completions without created",
      None, edit_json(lambda p: p.pop("created"), "/chat/completions"),
-     {"chat", "n", "length", "stop", "logprobs"}, "'created' is a required property"),
+     {"chat"}, "'created' is a required property"),
+    ("logprobs without bytes", None, edit_json(drop_bytes, "/chat/completions"),
+     {"logprobs"}, "'bytes' is a required property"),
     ("no [DONE]", None, no_done, {"stream"}, "[DONE]"),
     ("stream_options ignored", without("stream_options"), None, {"stream-usage"}, "choices"),
     ("no completions route", None, no_completions, {"completion"}, "HTTP 404"),
@@ -179,6 +197,9 @@ BROKEN: list[tuple[str, EditRequest | None, EditAnswer | None, set[str], str]] =
     ("errors without param",
      None, edit_json(lambda p: p["error"].update(param=None), "", 400),
      {"wrong-type"}, "param None"),
+    # an error's shape is the error checks' business; the tools check wants the field named
+    ("errors with a numeric code",
+     None, numeric_code, {"unknown-model", "invalid-json", "wrong-type"}, "at error/code"),
     ("tools ignored", without("tools", "tool_choice"), None, {"tools"}, "tools ignored"),
 ]  # fmt: skip
 
