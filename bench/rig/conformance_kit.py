@@ -187,12 +187,17 @@ async def run_checks(
             async with asyncio.timeout(timeout_s):
                 await check.run(target)
         except CheckFailed as exc:
-            outcomes.append(Outcome(check.key, False, str(exc)))
+            outcomes.append(Outcome(check.key, False, one_line(str(exc))))
         except Exception as exc:  # the check errored: a failure, with why
-            reason = f"error: {type(exc).__name__}: {exc}"[:300]
+            reason = f"error: {type(exc).__name__}: {exc}"
             if isinstance(exc, TimeoutError):
                 reason = f"no answer within {timeout_s:g} s"
-            outcomes.append(Outcome(check.key, False, reason))
+            outcomes.append(Outcome(check.key, False, one_line(reason)))
         else:
             outcomes.append(Outcome(check.key, True))
     return outcomes
+
+
+def one_line(reason: str, limit: int = 300) -> str:
+    """A reason on one line (it quotes bodies, HTML pages among them), cut to ``limit``."""
+    return " ".join(reason.split())[:limit]

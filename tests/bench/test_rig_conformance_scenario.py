@@ -26,7 +26,7 @@ MODEL = "scripted-model"
 
 
 async def fails(target: Target) -> None:
-    raise CheckFailed("the answer broke a rule")
+    raise CheckFailed("the answer broke a rule:\n<html>\n  <h1>Bad Request</h1>")
 
 
 async def errors(target: Target) -> None:
@@ -46,7 +46,7 @@ async def test_every_check_runs_and_an_error_or_a_hang_is_a_failure_with_its_rea
     target: Any = None  # these checks never touch it
     outcomes = await run_checks(target, checks, timeout_s=0.05)
     assert outcomes == [
-        Outcome("fails", False, "the answer broke a rule"),
+        Outcome("fails", False, "the answer broke a rule: <html> <h1>Bad Request</h1>"),
         Outcome("errors", False, "error: KeyError: 'choices'"),
         Outcome("hangs", False, "no answer within 0.05 s"),
         Outcome("passes", True),
