@@ -1,8 +1,8 @@
 """Extract the schemas the drop-in routes must meet from OpenAI's OpenAPI spec.
 
 Usage: python scripts/extract_openai_schemas.py PATH/TO/openai-openapi.yaml
-Writes tests/reference/openai-schemas.json: the named schemas and everything they reference,
-so the tests validate against OpenAI's own text (MIT licence) without the 3 MB file.
+Writes bench/rig/reference/openai-schemas.json: the named schemas and everything they reference,
+so the tests and the rig validate against OpenAI's own text (MIT licence) without the 3 MB file.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def main(spec_path: str) -> None:
             continue
         keep[name] = schemas[name]
         todo.extend(refs(schemas[name]) - keep.keys())
-    out = Path(__file__).resolve().parents[1] / "tests" / "reference" / "openai-schemas.json"
+    out = Path(__file__).resolve().parents[1] / "bench/rig/reference/openai-schemas.json"
     source = {"source": "openai/openai-openapi @ f85dbe2 (2026-08-21), MIT licence"}
     out.write_text(json.dumps({**source, "schemas": keep}, indent=1, sort_keys=True) + "\n")
     print(f"{out}: {len(keep)} schemas")

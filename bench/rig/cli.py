@@ -27,6 +27,7 @@ SCENARIOS: dict[str, tuple[str, str]] = {
     "frontend-cpu": ("frontend", "front-end and engine CPU per token, with an optional profile"),
     "adaptive": ("adaptive", "adaptive precise mode against a fixed vote of N, on eval items"),
     "evaluation": ("accuracy", "accuracy against cost on eval items: greedy against a vote of N"),
+    "conformance": ("conformance", "OpenAI drop-in conformance: 14 checks against each system"),
 }
 
 

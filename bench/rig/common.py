@@ -46,25 +46,34 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def served_name(args: Any) -> str:
+    """The model name the servers answer to, without preparing the model (a server the user
+    runs needs only the name)."""
+    from modelprep.embedded import DEFAULT_MODEL_NAME
+
+    if args.served_name:
+        return str(args.served_name)
+    if args.model == TINY:
+        return TINY_NAME
+    return DEFAULT_MODEL_NAME if args.model is None else Path(args.model).name
+
+
 def setup_from(args: Any) -> Setup:
     """Resolve the model (preparing the embedded or tiny one if needed) and a run folder."""
     from modelprep import default_cache_dir, prepare_embedded_model
-    from modelprep.embedded import DEFAULT_MODEL_NAME
 
     cache = default_cache_dir()
     if args.model == TINY:
         from modelprep.tiny import build_tiny_model
 
         model = build_tiny_model(cache / "test-models" / "tiny-llama")
-        name = TINY_NAME
     elif args.model is None:
-        model, name = prepare_embedded_model(cache), DEFAULT_MODEL_NAME
+        model = prepare_embedded_model(cache)
     else:
         model = Path(args.model)
-        name = model.name
     return Setup(
         model_dir=model,
-        served_name=args.served_name or name,
+        served_name=served_name(args),
         max_model_len=args.max_model_len,
         run_dir=run_dir(args.logs),
         cache_dir=cache,

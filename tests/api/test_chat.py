@@ -5,9 +5,9 @@ from __future__ import annotations
 import openai
 import pytest
 
+from bench.rig.openai_schema import validate
 from server.engines.scripted import ScriptedEngine
 from tests.inprocess import MODEL
-from tests.openai_schema import validate
 
 MESSAGES = [{"role": "user", "content": "what is two plus two"}]
 

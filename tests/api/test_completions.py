@@ -6,9 +6,9 @@ from typing import Any
 
 import openai
 
+from bench.rig.openai_schema import validate
 from server.engines.scripted import ScriptedEngine
 from tests.inprocess import MODEL
-from tests.openai_schema import validate
 
 
 async def test_completion_matches_schema(

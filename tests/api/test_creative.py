@@ -6,10 +6,10 @@ import httpx
 import openai
 import pytest
 
+from bench.rig.openai_schema import validate
 from decoding.creative import CREATIVE_DEFAULTS
 from server.engines.scripted import ScriptedEngine
 from tests.inprocess import MODEL
-from tests.openai_schema import validate
 
 MESSAGES = [{"role": "user", "content": "a poem"}]
 

@@ -6,9 +6,9 @@ import httpx
 import openai
 import pytest
 
+from bench.rig.openai_schema import validate
 from server.engines.scripted import ScriptedEngine
 from tests.inprocess import MODEL
-from tests.openai_schema import validate
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 

@@ -9,11 +9,11 @@ import httpx
 import openai
 import pytest
 
+from bench.rig.openai_schema import validate
 from decoding.engine import Prompt, SamplingSpec
 from server.engines.scripted import ScriptedEngine
 from server.runtime.settings import Settings
 from tests.inprocess import MODEL, serving
-from tests.openai_schema import validate
 
 QUESTION = [{"role": "user", "content": "What is 2+3?"}]
 ANSWERS = ["So 2+3 = 5. The answer is 5.", "The answer is 6", "#### 5", "I think \\boxed{5}"]

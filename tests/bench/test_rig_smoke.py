@@ -183,3 +183,18 @@ def test_frontend_cpu_per_token_for_each_system(tmp_path: Path) -> None:
     assert set(cells) == {"vllm", "quorum"}
     assert all(c["tokens"] > 0 and c["errors"] == 0 for c in cells.values())
     assert all(c["front_ms_per_token"] >= 0 < c["engine_ms_per_token"] for c in cells.values())
+
+
+def test_conformance_checks_every_system(tmp_path: Path) -> None:
+    report = rig(tmp_path, "conformance", *TINY)
+    systems = report["figures"]["systems"]
+    assert list(systems) == ["vllm", "quorum", "quorum-upstream"]
+    keys = [check["key"] for check in report["figures"]["checks"]]
+    assert len(keys) == 14
+    assert all(list(s["outcomes"]) == keys for s in systems.values())
+    rows = report["tables"]["OpenAI conformance (14 checks)"]
+    assert len(rows) == 15 and rows[-1]["check"] == "passed"
+    for name, cell in systems.items():
+        assert rows[-1][name] == f"{cell['passed']}/14"
+        failed = [o["reason"] for o in cell["outcomes"].values() if not o["passed"]]
+        assert len(failed) == 14 - cell["passed"] and all(failed), "every failure says why"

@@ -6,9 +6,9 @@ import httpx
 import openai
 import pytest
 
+from bench.rig.openai_schema import validate
 from tests.e2e.conftest import TINY
 from tests.e2e.server_process import ServerProcess
-from tests.openai_schema import validate
 
 pytestmark = pytest.mark.engine
 MESSAGES = [{"role": "user", "content": "hello there"}]

@@ -13,9 +13,9 @@ import httpx
 import openai
 import pytest
 
+from bench.rig.openai_schema import validate
 from server.engines.scripted import ScriptedEngine
 from tests.inprocess import MODEL, serving
-from tests.openai_schema import validate
 from tests.reliability.conftest import CHAT, MESSAGES, make_settings
 
 ERROR_KEYS = {"message", "type", "param", "code"}
