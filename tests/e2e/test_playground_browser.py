@@ -86,7 +86,7 @@ def test_tiny_model_vote_is_shown_as_the_api_gives_it(
             "answer_format": "auto",
             "min_agreement": 0,
             "adaptive": False,
-            "stopping_rule": "beta",
+            "stopping_rule": "esc",
             "stream": True,
             "temperature": 1.0,
             "max_tokens": 4,
