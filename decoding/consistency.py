@@ -17,7 +17,7 @@ from decoding.judge import Verdict
 from decoding.pruning import PruneSpec
 from decoding.referee import Verdict as StopReason
 from decoding.samples import FinishReason
-from decoding.stopping import BetaStopping, StoppingRule
+from decoding.stopping import StoppingRule, WindowStopping
 from decoding.voting import AbstainCode, VoteGroup
 from decoding.weighting import DEFAULT_CISC_TEMPERATURE, WEIGHTINGS, Weighting
 
@@ -34,7 +34,7 @@ class ConsistencyPlan:
     answer_format: AnswerFormat = "auto"
     min_agreement: float = 0.0
     adaptive: bool = False
-    stopping: StoppingRule = field(default_factory=BetaStopping)
+    stopping: StoppingRule = field(default_factory=WindowStopping)
     max_total_tokens: int | None = None
     deadline_ms: float | None = None
     confidence: ConfidenceSpec = field(default_factory=ConfidenceSpec)

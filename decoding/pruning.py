@@ -9,6 +9,10 @@ p = 90 keeping about 90% of traces, "DeepConf-high", which is ``percentile=10`` 
 the threshold is pruned: aborted if it is still running, and left out of the vote. Warm-up samples
 below the threshold are left out too, as in the reference.
 
+Defaults: warm-up 4, percentile 90 (DeepConf-low). Chosen by replaying the live referee on
+recorded votes of 8 (warm-ups 2-4 crossed with percentiles 10-90): the fewest tokens among the
+settings that keep the fixed vote's accuracy (bench/README.md, "Adaptive precise mode").
+
 A sample shorter than one window has no full window while it runs (it cannot be pruned in flight);
 when it finishes, its lowest-group confidence is the mean over all its tokens, as in
 ``trace_confidence``.
@@ -23,7 +27,7 @@ from dataclasses import dataclass
 from decoding.confidence import WindowConfidence
 
 DEFAULT_WARMUP = 4
-DEFAULT_PERCENTILE = 10.0
+DEFAULT_PERCENTILE = 90.0  # DeepConf-low; chosen by replay (bench/README.md)
 
 
 @dataclass(frozen=True)

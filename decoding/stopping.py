@@ -11,7 +11,9 @@ and how many samples are still running. When it says stop, the running samples a
   samples: 31/32). With weights, masses are rescaled so that the mean voter weighs 1 (unit
   weights give the counts), and the non-integer shapes use mpmath's regularised incomplete beta.
 - ``WindowStopping`` (Li et al. 2024, "Escape Sky-high Cost", ESC): stop when the last ``window``
-  finished samples all gave the same answer (default 5).
+  finished samples all gave the same answer (default 3; ESC used 5). Precise mode's default rule:
+  chosen by replay on recorded votes, the fewest tokens of the rules that keep the fixed vote's
+  accuracy (bench/README.md, "Adaptive precise mode").
 - ``ConsensusStopping`` (Fu et al. 2025, DeepConf online): stop when the leader holds at least
   ``share`` of the voting weight, once ``min_votes`` samples voted.
 
@@ -125,7 +127,7 @@ class BetaStopping:
 class WindowStopping:
     """ESC's rule: stop when the last ``window`` finished samples agree (all parsed, all equal)."""
 
-    window: int = 5
+    window: int = 3
 
     def __post_init__(self) -> None:
         if self.window < 1:

@@ -6,7 +6,8 @@ config):
 
 - ``nN-t0.7``: a fixed vote of ``--samples`` (16) at temperature 0.7, one engine request;
 - ``adaptive``: ``adaptive: true``, the same cap, every sample started at once, each judged as
-  it finishes, the rest aborted once the Beta rule settles the vote (``decoding.self_consistency``);
+  it finishes, the rest aborted once the server's stopping rule (``esc``, the last 3 finished
+  agree) settles the vote (``decoding.self_consistency``);
 - ``adaptive-prune`` (``--prune``): the same with DeepConf pruning in flight.
 
 The old sequential rounds are replayed on the fixed vote's own samples (``bench.rig.replay``:

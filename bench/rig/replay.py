@@ -34,12 +34,12 @@ from evaluation.tuning import Measured
 # The server's default rule first; the others show what another rule would trade (--sweep).
 # Every parameter is spelt out, so a change of a class default does not rename a row.
 SWEEP: tuple[tuple[str, StoppingRule], ...] = (
+    ("esc 3", WindowStopping(3)),
+    ("esc 5", WindowStopping(5)),
     ("beta 0.95", BetaStopping(0.95)),
     ("beta 0.9", BetaStopping(0.9)),
     ("beta 0.8", BetaStopping(0.8)),
     ("beta 0.75", BetaStopping(0.75)),
-    ("esc 5", WindowStopping(5)),
-    ("esc 3", WindowStopping(3)),
     ("consensus 0.95", ConsensusStopping(0.95, 4)),
     ("consensus 0.6", ConsensusStopping(0.6, 3)),
 )

@@ -20,7 +20,7 @@ JudgeVerdict = Literal["ok", "timeout", "too_large", "error"]
 DEFAULT_PRECISE_TEMPERATURE = 0.7
 DEFAULT_PRUNE_TOP_K = 5
 DEFAULT_PRUNE_WARMUP = 4
-DEFAULT_PRUNE_PERCENTILE = 10.0
+DEFAULT_PRUNE_PERCENTILE = 90.0  # decoding.pruning's default, chosen by replay
 SampleStop = Literal["pruned", "consensus", "budget"]
 
 
@@ -52,9 +52,10 @@ class PreciseOptions(BaseModel):
         "the vote; the running samples are then aborted.",
     )
     stopping_rule: Literal["beta", "esc", "consensus"] = Field(
-        "beta",
-        description="Adaptive stopping rule: beta (Adaptive-Consistency's Beta posterior >= "
-        "0.95), esc (the last 5 finished samples agree) or consensus (DeepConf: the leader "
+        "esc",
+        description="Adaptive stopping rule: esc (the last 3 finished samples agree; the "
+        "default, the fewest tokens at the fixed vote's accuracy when measured), beta "
+        "(Adaptive-Consistency's Beta posterior >= 0.95) or consensus (DeepConf: the leader "
         "holds 95% of the vote). With prune, votes weigh their confidence.",
     )
     max_total_tokens: int | None = Field(
@@ -96,7 +97,8 @@ class PreciseOptions(BaseModel):
         ge=0.0,
         le=100.0,
         description="The threshold is this percentile of the warm-up samples' lowest-group "
-        "confidences: higher prunes more (10 keeps about 90%, DeepConf-high; 90: DeepConf-low).",
+        "confidences: higher prunes more (90, the default, is DeepConf-low, which prunes most "
+        "samples; 10 is DeepConf-high, which prunes about 10%).",
     )
     greedy_vote: bool = Field(
         False,

@@ -12,7 +12,6 @@ from typing import Any, TypeVar
 import pytest
 
 from decoding import (
-    BetaStopping,
     ConsistencyPlan,
     Engine,
     EngineInfo,
@@ -25,6 +24,7 @@ from decoding import (
     SamplingSpec,
     TextPrompt,
     TokenLogprob,
+    WindowStopping,
     self_consistency,
 )
 
@@ -359,7 +359,7 @@ def test_plan_is_validated(kwargs: dict[str, Any], field_name: str) -> None:
 def test_plan_defaults() -> None:
     default = ConsistencyPlan()
     assert (default.samples, default.answer_format, default.min_agreement) == (1, "auto", 0.0)
-    assert default.stopping == BetaStopping(threshold=0.95)
+    assert default.stopping == WindowStopping(window=3)  # the measured default (bench/README.md)
     assert (default.prune, default.greedy_vote, default.fan_out) == (None, False, False)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from decoding import ConsistencyPlan, SamplingSpec, TextPrompt, self_consistency
+from decoding import BetaStopping, ConsistencyPlan, SamplingSpec, TextPrompt, self_consistency
 from server.engines.upstream import UpstreamEngine
 from server.runtime.settings import Settings
 
@@ -101,7 +101,8 @@ async def test_cut_samples_close_their_upstream_streams(tmp_path: Path) -> None:
     await engine.start()
     try:
         spec = SamplingSpec(temperature=0.7, seed=BASE, max_tokens=1000)
-        plan = ConsistencyPlan(samples=8, adaptive=True)
+        # Beta 0.95 stops on the fourth unanimous answer (31/32): the QUICK samples all vote.
+        plan = ConsistencyPlan(samples=8, adaptive=True, stopping=BetaStopping(0.95))
         result = await self_consistency(engine, TextPrompt("6 * 7 ="), spec, plan)
     finally:
         await engine.stop()
