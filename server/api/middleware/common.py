@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,10 +50,10 @@ def is_public(scope: Scope) -> bool:
     return str(scope.get("path", "")) in PUBLIC_PATHS
 
 
-async def send_error(
-    send: Send, error: QuorumError, *, close: bool = False, extra: dict[str, str] | None = None
-) -> None:
-    """Reply with an OpenAI error body from inside a middleware."""
+def error_reply(
+    error: QuorumError, *, close: bool = False, extra: dict[str, str] | None = None
+) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """An OpenAI error reply's headers and body, for a middleware or the early refusal."""
     body = json.dumps(error.body()).encode()
     headers: list[tuple[bytes, bytes]] = [
         (b"content-type", b"application/json"),
@@ -62,15 +63,28 @@ async def send_error(
         headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
     if close:
         headers.append((b"connection", b"close"))
+    return headers, body
+
+
+async def send_error(
+    send: Send, error: QuorumError, *, close: bool = False, extra: dict[str, str] | None = None
+) -> None:
+    """Reply with an OpenAI error body from inside a middleware."""
+    headers, body = error_reply(error, close=close, extra=extra)
     start: dict[str, Any] = {"type": "http.response.start", "status": error.status}
     start["headers"] = headers
     await send(start)
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-def header(scope: Scope, name: bytes) -> bytes | None:
-    """The first value of a request header (name in lower case)."""
-    for key, value in scope.get("headers", ()):
+def header_in(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    """The first value of a header (name in lower case) in an ASGI header list."""
+    for key, value in headers:
         if key == name:
             return bytes(value)
     return None
+
+
+def header(scope: Scope, name: bytes) -> bytes | None:
+    """The first value of a request header (name in lower case)."""
+    return header_in(scope.get("headers", ()), name)

@@ -23,10 +23,8 @@ than a line each, so that a request storm does not become a log storm.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -36,7 +34,8 @@ from starlette.routing import BaseRoute
 from server.api.admission import MODE_ROUTES
 from server.api.middleware.admission import overloaded
 from server.api.middleware.auth import BearerKeys
-from server.api.middleware.observe import MAX_REQUEST_ID_CHARS, route_label
+from server.api.middleware.common import error_reply, header_in
+from server.api.middleware.observe import request_id, route_label
 from server.runtime.admission import Admission
 from server.runtime.connections import EarlyReply
 from server.runtime.lifecycle import Lifecycle
@@ -57,22 +56,6 @@ class _Counters:
     first_byte: Histogram
     head: list[tuple[bytes, bytes]]
     body: bytes
-
-
-def _header(headers: Headers, name: bytes) -> bytes | None:
-    for key, value in headers:
-        if key == name:
-            return value
-    return None
-
-
-def _request_id(headers: Headers) -> str:
-    given = _header(headers, b"x-request-id")
-    if given is not None:
-        text = given.decode("latin-1")
-        if 0 < len(text) <= MAX_REQUEST_ID_CHARS and text.isprintable():
-            return text
-    return uuid.uuid4().hex
 
 
 class EarlyRefusal:
@@ -111,11 +94,11 @@ class EarlyRefusal:
         path_bytes = target.partition(b"?")[0]
         if b"%" in path_bytes or not path_bytes.isascii():
             return None  # the stack decodes it; its match decides
-        if (_header(headers, b"expect") or b"").lower() == b"100-continue":
+        if (header_in(headers, b"expect") or b"").lower() == b"100-continue":
             return None
-        if not self.keys.admit(_header(headers, b"authorization")):
+        if not self.keys.admit(header_in(headers, b"authorization")):
             return None
-        return self._refusal(path_bytes.decode("ascii"), _request_id(headers))
+        return self._refusal(path_bytes.decode("ascii"), request_id(headers))
 
     def _counters(self, path: str) -> _Counters:
         """The metrics children and reply parts of refusals on this path, made once per route."""
@@ -124,13 +107,7 @@ class EarlyRefusal:
             return found
         route = route_label({"type": "http", "path": path, "method": "POST"}, self.routes)
         mode = MODE_ROUTES.get(path, "none")
-        error = overloaded(self.admission.capacity, self.retry_after_s)
-        body = json.dumps(error.body()).encode()
-        head = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items()),
-        ]
+        head, body = error_reply(overloaded(self.admission.capacity, self.retry_after_s))
         m = self.metrics
         found = _Counters(
             requests=m.requests.labels(route, mode, "429"),

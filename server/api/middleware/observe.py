@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Iterable
 
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.api.middleware.common import RECORD_KEY, RequestRecord, header, is_public
+from server.api.middleware.common import RECORD_KEY, RequestRecord, header_in, is_public
 from server.runtime.logging_setup import REQUEST_ID
 from server.runtime.metrics import CURRENT, Metrics
 
@@ -38,8 +39,9 @@ def route_label(scope: Scope, routes: list[BaseRoute]) -> str:
     return path if isinstance(path, str) else "unmatched"
 
 
-def _request_id(scope: Scope) -> str:
-    given = header(scope, b"x-request-id")
+def request_id(headers: Iterable[tuple[bytes, bytes]]) -> str:
+    """The client's ``x-request-id`` if it is short and printable, else a new one."""
+    given = header_in(headers, b"x-request-id")
     if given is not None:
         text = given.decode("latin-1")
         if 0 < len(text) <= MAX_REQUEST_ID_CHARS and text.isprintable():
@@ -60,7 +62,7 @@ class ObserveMiddleware:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        record = RequestRecord(request_id=_request_id(scope))
+        record = RequestRecord(request_id=request_id(scope.get("headers", ())))
         scope[RECORD_KEY] = record
         status = 500
         first_byte: float | None = None
