@@ -72,6 +72,7 @@ def create_app(settings: Settings, engine: ManagedEngine) -> FastAPI:
         finally:
             await runner.stop()  # kills every sandbox still running
             await judge.stop()  # kills whatever judging is still running
+            early.flush()
 
     app = QuorumAPI(
         settings,
@@ -99,7 +100,6 @@ def create_app(settings: Settings, engine: ManagedEngine) -> FastAPI:
     if settings.playground:
         app.include_router(playground.build_router())
     # Asked by the connection protocol before the stack above runs (server.runtime.serve).
-    app.state.early_refusal = EarlyRefusal(
-        settings, lifecycle, admission, registry, app.router.routes
-    )
+    early = EarlyRefusal(settings, lifecycle, admission, registry, app.router.routes)
+    app.state.early_refusal = early  # the lifespan above runs later, so it sees this too
     return app

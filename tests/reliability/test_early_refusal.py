@@ -158,3 +158,30 @@ async def test_a_burst_of_refusals_is_one_summary_line(
     await until(lambda: any(r.getMessage() == "refused at capacity" for r in caplog.records))
     lines = [r for r in caplog.records if r.getMessage() == "refused at capacity"]
     assert [getattr(r, "count", None) for r in lines] == [5]
+
+
+async def test_refusals_of_the_last_second_are_logged_at_shutdown(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The summary timer would fire long after the app stopped: only the shutdown writes it.
+    # (Timers of earlier tests share the session's loop: their lines have other counts.)
+    monkeypatch.setattr(early_refusal, "SUMMARY_EVERY_S", 3600.0)
+    app = full_app(tmp_path)
+    early = refusal(app)
+    caplog.set_level(logging.INFO, logger="quorum.access")
+
+    def ours() -> list[logging.LogRecord]:
+        return [
+            r
+            for r in caplog.records
+            if r.getMessage() == "refused at capacity" and getattr(r, "count", None) == 7
+        ]
+
+    async with app.router.lifespan_context(app):
+        app.state.admission.in_use = 1
+        for _ in range(7):
+            await reply(early(b"POST", CHAT.encode(), [JSON]))
+        assert not ours()
+    assert len(ours()) == 1, "written as the app stopped"
+    early.flush()  # nothing left to write
+    assert len(ours()) == 1

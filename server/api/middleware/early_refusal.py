@@ -140,8 +140,15 @@ class EarlyRefusal:
             asyncio.get_running_loop().call_later(SUMMARY_EVERY_S, self._summarise)
         self._unlogged += 1
 
+    def flush(self) -> None:
+        """Write the summary line of refusals not yet logged now: at shutdown, so a burst in
+        the process's last second is not lost with it."""
+        self._summarise()
+
     def _summarise(self) -> None:
         """One access-log line for the refusals of the last second."""
+        if not self._unlogged:
+            return  # already written by ``flush``
         log.info(
             "refused at capacity",
             extra={
