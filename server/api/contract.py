@@ -2,11 +2,12 @@
 
 FastAPI documents a 422 this server never sends (validation errors are OpenAI's 400), and the
 wire models know OpenAI's bounds but not this server's caps (``--max-n``, ``--max-samples``,
-``--max-tokens-cap``, ``--max-temperature``, ``--max-top-p``), which the plan enforces with a
-400. ``QuorumAPI`` drops the 422s and writes the caps of its settings into the request schemas,
-so a client (or a fuzzer) reading the schema is refused exactly when it breaks it. What a schema
-cannot state is said in descriptions: a completions batch counts prompts x n against ``--max-n``,
-and a prompt plus ``max_tokens`` must fit the context.
+``--max-tokens-cap``, ``--max-temperature``, ``--max-top-p``, ``--verify-timeout-s``), which
+the plan enforces with a 400. ``QuorumAPI`` drops the 422s and writes the caps of its settings
+into the request schemas, so a client (or a fuzzer) reading the schema is refused exactly when
+it breaks it. What a schema cannot state is said in descriptions: a completions batch counts
+prompts x n against ``--max-n``, a prompt plus ``max_tokens`` must fit the context, and
+``verify``'s test code must compile.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ def caps(settings: Settings) -> dict[str, dict[str, tuple[str, float]]]:
         table[body]["max_completion_tokens"] = tokens
     table["CompletionRequest"]["prompt"] = ("maxItems", settings.max_n)
     table["PreciseRequest"] = {**sampling, "samples": ("maximum", settings.max_samples)}
+    table["VerifyOptions"] = {"timeout_s": ("maximum", settings.verify_timeout_s)}
     return table
 
 

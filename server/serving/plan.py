@@ -28,7 +28,7 @@ from decoding.stopping import BetaStopping, ConsensusStopping, StoppingRule, Win
 from decoding.verification import VerifySpec
 from server.errors import InvalidRequest, ModelNotFound
 from server.runtime.settings import Settings
-from server.serving.verify_plan import verify_spec
+from server.serving.verify_plan import refuse_broken_rules, verify_spec
 from server.wire.chat import ChatCompletionRequest, ChatMessage, ChatRequest, CreativeRequest
 from server.wire.common import SamplingFields
 from server.wire.completions import COMPLETIONS_DEFAULT_MAX_TOKENS, CompletionRequest
@@ -256,6 +256,7 @@ def _precise_plan(body: RequestBody, settings: Settings) -> Plan:
     prompt: Prompt = chat_prompt(messages) if messages is not None else TextPrompt(text or "")
     if options.answer_instruction:
         prompt = with_answer_instruction(prompt, options.answer_format)
+    refuse_broken_rules(options)
     consistency = consistency_plan(options, settings)
     return Plan(
         surface,
@@ -326,10 +327,6 @@ def consistency_plan(options: PreciseOptions, settings: Settings) -> Consistency
         raise InvalidRequest(
             f"samples must be at most {settings.max_samples}, got {options.samples}",
             param="samples",
-        )
-    if options.greedy_vote and options.samples == 1:
-        raise InvalidRequest(
-            "greedy_vote needs samples > 1 (one sample is greedy already)", param="greedy_vote"
         )
     prune = prune_spec(options)
     top_k = options.top_logprobs

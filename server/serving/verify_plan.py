@@ -1,8 +1,10 @@
 """The ``verify`` option planned before the first byte: a ``decoding.verification`` spec, or 400.
 
-Refused here, streamed or not: code tests without ``answer_format: "code"``, a maths check on a
-format that is not a formula, a time limit past the server's, test code that does not compile,
-and confidence weighting (a verified vote counts each passing sample once).
+``refuse_broken_rules`` refuses options that do not go together (``PRECISE_RULES``: verify's
+answer_format and vote_weighting, the greedy vote's samples), naming the option; ``VerifyOptions``
+refuses its own (``VERIFY_RULES``). The schema states both. ``verify_spec`` then refuses, streamed
+or not, a time limit past the server's (the schema's ``maximum``, from the settings) and test code
+that does not compile (which no schema can state; the fields' descriptions say it).
 """
 
 from __future__ import annotations
@@ -10,10 +12,15 @@ from __future__ import annotations
 from decoding.verification import CodeSuite, MathCheck, VerifySpec
 from server.errors import InvalidRequest
 from server.runtime.settings import Settings
-from server.wire.precise import PreciseOptions
+from server.wire.precise import PRECISE_RULES, PreciseOptions
+from server.wire.rules import broken
 from server.wire.verify import CallTest, VerifyOptions
 
-MATH_FORMATS = ("auto", "math", "number")
+
+def refuse_broken_rules(options: PreciseOptions) -> None:
+    """400 naming the first precise-mode rule the options break."""
+    if (rule := broken(PRECISE_RULES, options)) is not None:
+        raise InvalidRequest(rule.message, param=rule.param)
 
 
 def verify_spec(options: PreciseOptions, settings: Settings) -> VerifySpec | None:
@@ -21,30 +28,17 @@ def verify_spec(options: PreciseOptions, settings: Settings) -> VerifySpec | Non
     verify = options.verify
     if verify is None:
         return None
-    if options.vote_weighting != "majority":
-        raise InvalidRequest(
-            "verify counts each passing sample once: vote_weighting must be majority",
-            param="vote_weighting",
-        )
-    if not verify.is_code:
-        if options.answer_format not in MATH_FORMATS:
-            raise InvalidRequest(
-                f"a maths check needs answer_format one of {MATH_FORMATS}", param="answer_format"
-            )
-        if verify.equation is not None and "=" not in verify.equation:
-            raise InvalidRequest("verify.equation needs '='", param="verify.equation")
-        substitute = None
-        if verify.substitute is not None:
-            substitute = {name: str(value) for name, value in verify.substitute.items()}
-        expected = None if verify.expected is None else str(verify.expected)
-        return MathCheck(substitute, expected, verify.equation, verify.variable)
-    if options.answer_format != "code":
-        raise InvalidRequest('verify with tests needs answer_format "code"', param="answer_format")
     if verify.timeout_s > settings.verify_timeout_s:
         raise InvalidRequest(
             f"verify.timeout_s must be at most {settings.verify_timeout_s}, got {verify.timeout_s}",
             param="verify.timeout_s",
         )
+    if not verify.is_code:
+        substitute = None
+        if verify.substitute is not None:
+            substitute = {name: str(value) for name, value in verify.substitute.items()}
+        expected = None if verify.expected is None else str(verify.expected)
+        return MathCheck(substitute, expected, verify.equation, verify.variable)
     _compiles(verify)
     return CodeSuite(
         tests=tuple(_test(t) for t in verify.tests or ()),

@@ -3,6 +3,10 @@
 The same options ride on ``<name>:precise`` chat and completions requests as extra body fields
 (``extra_body`` in the openai client); the evidence then travels in the response's extra
 top-level field ``quorum``.
+
+``PRECISE_RULES`` are the options that only go together (with ``verify``, and the greedy vote):
+the plan refuses a request breaking one with a 400 naming its ``param``, and ``/v1/precise``'s
+schema states them (``server.wire.rules``).
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from server.wire.chat import ChatMessage
 from server.wire.common import STRICT_REQUEST, SamplingFields, Usage
-from server.wire.verify import VerifyOptions
+from server.wire.rules import AtLeast, Given, Implies, Inside, OneOfValues, Rule, stated
+from server.wire.verify import CODE, MATHS, VerifyOptions
 
 AnswerFormatName = Literal["auto", "number", "math", "choice", "text", "json", "code"]
 JudgeVerdict = Literal["ok", "timeout", "too_large", "error"]
@@ -22,6 +27,7 @@ DEFAULT_PRUNE_TOP_K = 5
 DEFAULT_PRUNE_WARMUP = 4
 DEFAULT_PRUNE_PERCENTILE = 90.0  # decoding.pruning's default, chosen by replay
 SampleStop = Literal["pruned", "consensus", "budget"]
+MATH_FORMATS = ("auto", "math", "number")
 
 
 class PreciseOptions(BaseModel):
@@ -133,19 +139,46 @@ class PreciseOptions(BaseModel):
     )
 
 
+PRECISE_RULES = (
+    Rule(
+        Implies(Given("verify"), OneOfValues("vote_weighting", ("majority",))),
+        "verify counts each passing sample once: vote_weighting must be majority",
+        "vote_weighting",
+    ),
+    Rule(
+        Implies(Inside("verify", VerifyOptions, CODE), OneOfValues("answer_format", ("code",))),
+        'verify with tests needs answer_format "code"',
+        "answer_format",
+    ),
+    Rule(
+        Implies(Inside("verify", VerifyOptions, MATHS), OneOfValues("answer_format", MATH_FORMATS)),
+        f"a maths check needs answer_format one of {MATH_FORMATS}",
+        "answer_format",
+    ),
+    Rule(
+        Implies(OneOfValues("greedy_vote", (True,)), AtLeast("samples", 2)),
+        "greedy_vote needs samples > 1 (one sample is greedy already)",
+        "greedy_vote",
+    ),
+)
+
+
 class PreciseRequest(PreciseOptions, SamplingFields):
     """``POST /v1/precise``: a chat (``messages``) or a raw ``prompt``, and precise options
     (a seed is drawn when none is given, and reported in the receipt)."""
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={
-            # Exactly one of them is given, and not null (the validator below says the same).
-            "oneOf": [
-                {"required": ["messages"], "properties": {"messages": {"type": "array"}}},
-                {"required": ["prompt"], "properties": {"prompt": {"type": "string"}}},
-            ]
-        },
+        json_schema_extra=stated(
+            PRECISE_RULES,
+            {
+                # Exactly one of them is given, and not null (the validator below says the same).
+                "oneOf": [
+                    {"required": ["messages"], "properties": {"messages": {"type": "array"}}},
+                    {"required": ["prompt"], "properties": {"prompt": {"type": "string"}}},
+                ]
+            },
+        ),
         **STRICT_REQUEST,
     )
 
