@@ -1,6 +1,7 @@
 """Quorum in front of two real vLLM servers (``--upstream``): the in-process engine's protocol
 behaviour, precise mode as one ``n=N`` request on one replica, client disconnects that abort the
-upstream request, and a replica killed mid-run (last, since it restarts that replica)."""
+upstream request (one ``n=N`` request, and adaptive mode's N streams), and a replica killed
+mid-run (last, since it restarts that replica)."""
 
 from __future__ import annotations
 
@@ -100,6 +101,45 @@ def test_client_disconnect_aborts_the_upstream_request(
     full = whole.usage.completion_tokens
     print(f"\n[e2e] disconnect at the first token: the upstream generated {added:.0f} of {full}")
     assert added < full / 2, "closing the client closed the upstream request, which vLLM aborted"
+
+
+def test_adaptive_samples_stop_on_the_replicas_when_the_vote_is_dropped(
+    upstream_server: ServerProcess, vllm_replicas: list[VllmReplica]
+) -> None:
+    """Adaptive mode draws each sample as its own upstream stream; cutting samples (an early
+    stop, a pruned trace, a client gone) closes those streams, and the replicas stop."""
+    url = f"{upstream_server.base_url}/v1/precise"
+    body = {"messages": MESSAGES, "samples": 4, "max_tokens": 480, "seed": 1, "temperature": 1.0}
+    whole = httpx.post(url, json=body, timeout=120)
+    assert whole.status_code == 200, whole.text
+    full = whole.json()["usage"]["completion_tokens"]
+    assert full > 1000, "long samples"
+    # The adaptive samples are the same ones (sample i seeded seed + i): these outlast a poll.
+    lasting = sum(s["tokens"] > 50 for s in whole.json()["samples"])
+    generated = sum(r.metric(GENERATED) for r in vllm_replicas)
+    adaptive = {**body, "adaptive": True, "stream": True}
+    with httpx.stream("POST", url, json=adaptive, timeout=60) as response:
+        assert response.status_code == 200
+        lines = response.iter_lines()  # held: a dropped line iterator closes the connection
+        first = next(line for line in lines if line.startswith("data:"))
+        assert '"sampling"' in first
+        # Hang up once the samples' requests are on the replicas: the moment whose abort failed
+        # when the suite ran slowly (a hang-up before they are sent has nothing to close).
+        for _ in range(100):  # bounded poll
+            running = sum(_in_flight(r) for r in vllm_replicas)
+            if running >= lasting:
+                break
+            time.sleep(0.1)
+    for _ in range(100):  # bounded poll until the replicas are idle (queued requests count)
+        if sum(_in_flight(r) for r in vllm_replicas) == 0:
+            break
+        time.sleep(0.2)
+    added = sum(r.metric(GENERATED) for r in vllm_replicas) - generated
+    print(f"\n[e2e] adaptive vote dropped with {running:.0f} samples on the replicas: "
+          f"the upstream generated {added:.0f} of {full}")  # fmt: skip
+    assert running >= lasting, "the samples reached the replicas before the client left"
+    assert sum(_in_flight(r) for r in vllm_replicas) == 0, "the replicas stopped every sample"
+    assert added < full / 2, "each sample's stream was closed and vLLM aborted it"
 
 
 def _long_request(base_url: str, seed: int, stream: bool, started: threading.Semaphore) -> Any:
