@@ -29,6 +29,7 @@ pytestmark = pytest.mark.engine
 MESSAGES: list[Any] = [{"role": "user", "content": "hello there"}]
 SUCCESS = "vllm:request_success_total"
 GENERATED = "vllm:generation_tokens_total"
+FIRST_TOKENS = "vllm:time_to_first_token_seconds_count"  # one per request, at its first token
 # The in-process engine's end-to-end checks, run unchanged against the upstream engine.
 TINY_CHECKS = sorted(
     (f for name, f in vars(tiny_checks).items() if name.startswith("test_") and callable(f)),
@@ -113,33 +114,46 @@ def test_adaptive_samples_stop_on_the_replicas_when_the_vote_is_dropped(
     whole = httpx.post(url, json=body, timeout=120)
     assert whole.status_code == 200, whole.text
     full = whole.json()["usage"]["completion_tokens"]
-    assert full > 1000, "long samples"
-    # The adaptive samples are the same ones (sample i seeded seed + i): these outlast a poll.
-    lasting = sum(s["tokens"] > 50 for s in whole.json()["samples"])
-    generated = sum(r.metric(GENERATED) for r in vllm_replicas)
+    # The adaptive samples are these (sample i seeded seed + i): none ends by itself while a
+    # hang-up travels to the replicas.
+    assert min(s["tokens"] for s in whole.json()["samples"]) > 300, "long samples"
     adaptive = {**body, "adaptive": True, "stream": True}
     with httpx.stream("POST", url, json=adaptive, timeout=60) as response:
         assert response.status_code == 200
         lines = response.iter_lines()  # held: a dropped line iterator closes the connection
         first = next(line for line in lines if line.startswith("data:"))
         assert '"sampling"' in first
-        # Hang up once the samples' requests are on the replicas: the moment whose abort failed
-        # when the suite ran slowly (a hang-up before they are sent has nothing to close).
+        # Hang up once samples are on a replica: the moment whose abort failed when the suite
+        # ran slowly (a hang-up before the requests are sent has nothing to close).
         for _ in range(100):  # bounded poll
-            running = sum(_in_flight(r) for r in vllm_replicas)
-            if running >= lasting:
+            in_flight = sum(_in_flight(r) for r in vllm_replicas)
+            if in_flight >= 1:
                 break
             time.sleep(0.1)
+        ended = _ran_to_the_end(vllm_replicas)  # none may, from now on
+        generated = sum(r.metric(GENERATED) for r in vllm_replicas)
     for _ in range(100):  # bounded poll until the replicas are idle (queued requests count)
         if sum(_in_flight(r) for r in vllm_replicas) == 0:
             break
         time.sleep(0.2)
+    ended = _ran_to_the_end(vllm_replicas) - ended
     added = sum(r.metric(GENERATED) for r in vllm_replicas) - generated
-    print(f"\n[e2e] adaptive vote dropped with {running:.0f} samples on the replicas: "
-          f"the upstream generated {added:.0f} of {full}")  # fmt: skip
-    assert running >= lasting, "the samples reached the replicas before the client left"
+    # Not asserted: on a loaded machine a replica's API server notices the close, and counts
+    # tokens, seconds late (758 tokens were counted after a hang-up that aborted every sample).
+    print(f"\n[e2e] adaptive vote dropped with {in_flight:.0f} samples on the replicas: "
+          f"{ended:.0f} samples ran to their end after it; {added:.0f} tokens counted after it "
+          f"(a whole vote: {full})")  # fmt: skip
+    assert in_flight >= 1, "samples were on the replicas when the client left"
     assert sum(_in_flight(r) for r in vllm_replicas) == 0, "the replicas stopped every sample"
-    assert added < full / 2, "each sample's stream was closed and vLLM aborted it"
+    assert ended == 0, "each sample's stream was closed and vLLM aborted it"
+
+
+def _ran_to_the_end(replicas: list[VllmReplica]) -> float:
+    """Sequences the replicas finished by a stop or their length (vLLM does not count the ones
+    a client aborted)."""
+    return sum(
+        r.metric(SUCCESS, finished_reason=why) for r in replicas for why in ("stop", "length")
+    )
 
 
 def _long_request(base_url: str, seed: int, stream: bool, started: threading.Semaphore) -> Any:
