@@ -34,7 +34,7 @@ from tests.reliability.conftest import make_settings, until
 
 Moment = Literal["before the head", "mid-stream"]
 MESSAGES = [{"role": "user", "content": "hi"}]
-BODIES = {  # what the client asks for, and how many upstream requests that makes
+BODIES: dict[str, tuple[str, dict[str, Any], int]] = {  # asked for; upstream requests made
     "adaptive precise": ("/v1/precise", {"samples": 4, "adaptive": True, "seed": 1}, 4),
     "precise": ("/v1/precise", {"samples": 4, "seed": 1}, 1),
     "chat": ("/v1/chat/completions", {"model": MODEL, "n": 2}, 1),
