@@ -8,6 +8,7 @@ its own task into one queue, which holds at most one arrival per lane (a lane wa
 caller is busy, so what the caller sees is never far behind the engine); ``arrivals`` waits for
 the next chunks (bounded by a deadline), ``abort`` closes chosen lanes (the engine stops
 generating their tokens), and leaving the block closes every lane still open, whatever happened.
+Each lane's task is cancelled once and its close runs to its end (``decoding.cancelling``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
+from decoding.cancelling import cancel_and_wait
 from decoding.engine import Engine, Prompt, SamplingSpec
 from decoding.samples import GenerationChunk
 
@@ -101,9 +103,9 @@ class Fanout:
             self._open.discard(lane)
             task = self._tasks.pop(lane, None)
             if task is not None:
-                task.cancel()
                 tasks.append(task)
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(tasks)  # each lane's close runs to its end, however often we are
+        # cancelled meanwhile (``asyncio.gather`` would pass each cancel on and cut the close)
 
     async def __aenter__(self) -> Fanout:
         for lane in self._lanes:

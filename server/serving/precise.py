@@ -25,6 +25,7 @@ from decoding import (
     engine_spec,
     self_consistency,
 )
+from decoding.cancelling import cancel_and_wait
 from decoding.verification import Verifier
 from server import __version__
 from server.runtime.metrics import observe_precise
@@ -252,6 +253,7 @@ async def with_progress(
     the work (and with it every engine request it started)."""
     rounds: asyncio.Queue[RoundProgress] = asyncio.Queue()
     task = asyncio.ensure_future(start(rounds.put_nowait))
+    next_round: asyncio.Future[RoundProgress] | None = None
     try:
         yield {"object": "precise.progress", "stage": "sampling", "samples": samples}
         while not task.done():
@@ -265,6 +267,8 @@ async def with_progress(
             yield progress_event(rounds.get_nowait())
         yield task.result()
     finally:
-        if not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        if next_round is not None:
+            next_round.cancel()
+        # Cancelled once, and its engine requests closed to the end, however often this
+        # stream is cancelled meanwhile (Starlette's cancel scope does so on every loop turn).
+        await cancel_and_wait([task])
