@@ -137,18 +137,14 @@ class EarlyRefusal:
         self._rejections.inc()
         if not self._unlogged:
             self._first_unlogged = time.monotonic()
-            asyncio.get_running_loop().call_later(SUMMARY_EVERY_S, self._summarise)
+            asyncio.get_running_loop().call_later(SUMMARY_EVERY_S, self.flush)
         self._unlogged += 1
 
     def flush(self) -> None:
-        """Write the summary line of refusals not yet logged now: at shutdown, so a burst in
-        the process's last second is not lost with it."""
-        self._summarise()
-
-    def _summarise(self) -> None:
-        """One access-log line for the refusals of the last second."""
+        """One access-log line for the refusals not yet logged: a second after a burst's
+        first, and at shutdown, so a burst in the process's last second is not lost."""
         if not self._unlogged:
-            return  # already written by ``flush``
+            return  # already written (shutdown came before the timer)
         log.info(
             "refused at capacity",
             extra={
