@@ -62,15 +62,3 @@ def tiny(tiny_server: ServerProcess) -> Iterator[openai.OpenAI]:
 def smol(smol_server: ServerProcess) -> Iterator[openai.OpenAI]:
     """The official client on the embedded-model server."""
     yield from _client(smol_server)
-
-
-# The tiny-model replicas and the Quorum in front of them are the session's, shared by every
-# module that uses them (test_upstream, test_router). Registered here, once: imported into each
-# module instead, each module got its own session fixture, and pytest started two sets of
-# replicas that ran side by side. (At the end: upstream_fixtures imports TINY from here.)
-from tests.e2e.upstream_fixtures import (  # noqa: E402
-    upstream_server_fixture as upstream_server_fixture,
-)
-from tests.e2e.upstream_fixtures import (  # noqa: E402
-    vllm_replicas_fixture as vllm_replicas_fixture,
-)

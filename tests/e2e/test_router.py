@@ -28,7 +28,10 @@ from tests.e2e.router_fixtures import (  # noqa: F401 (the fixtures this module 
 )
 from tests.e2e.server_process import ServerProcess
 from tests.e2e.test_upstream import TINY_CHECKS, _in_flight, _is_replica_failure, _long_request
-from tests.e2e.upstream_fixtures import VllmReplica
+from tests.e2e.upstream_fixtures import (  # noqa: F401 (the fixtures this module uses)
+    VllmReplica,
+    vllm_replicas_fixture,
+)
 
 pytestmark = pytest.mark.engine
 MESSAGES: list[Any] = [{"role": "user", "content": "hello there"}]

@@ -19,7 +19,11 @@ import pytest
 import tests.e2e.test_tiny_model as tiny_checks
 from tests.e2e.conftest import TINY
 from tests.e2e.server_process import ServerProcess
-from tests.e2e.upstream_fixtures import VllmReplica
+from tests.e2e.upstream_fixtures import (  # noqa: F401 (the fixtures this module uses)
+    VllmReplica,
+    upstream_server_fixture,
+    vllm_replicas_fixture,
+)
 
 pytestmark = pytest.mark.engine
 MESSAGES: list[Any] = [{"role": "user", "content": "hello there"}]
