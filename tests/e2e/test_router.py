@@ -27,7 +27,12 @@ from tests.e2e.router_fixtures import (  # noqa: F401 (the fixtures this module 
     router_quorum_fixture,
 )
 from tests.e2e.server_process import ServerProcess
-from tests.e2e.test_upstream import TINY_CHECKS, _in_flight, _is_replica_failure, _long_request
+from tests.e2e.test_upstream import (
+    TINY_CHECKS,
+    _is_replica_failure,
+    _kill_the_busiest,
+    _long_request,
+)
 from tests.e2e.upstream_fixtures import (  # noqa: F401 (the fixtures this module uses)
     VllmReplica,
     vllm_replicas_fixture,
@@ -182,11 +187,7 @@ def test_killed_replica_fails_only_its_requests_then_recovers(
         ]
         for _ in plan:
             assert started.acquire(timeout=120), "requests did not start"
-        loads = [_in_flight(r) for r in vllm_replicas]
-        victim = vllm_replicas[loads.index(max(loads))]
-        survivor = vllm_replicas[1 - vllm_replicas.index(victim)]
-        in_flight = max(loads)
-        victim.kill()
+        victim, survivor, in_flight = _kill_the_busiest(vllm_replicas, futures)
         outcomes = [f.result() for f in futures]
     failures = [o for o in outcomes if o is not None]
     shown = [repr(f)[:80] for f in failures]

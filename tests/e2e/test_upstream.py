@@ -9,7 +9,7 @@ import inspect
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 import httpx
@@ -189,6 +189,27 @@ def _in_flight(replica: VllmReplica) -> float:
     return replica.metric("vllm:num_requests_running") + replica.metric("vllm:num_requests_waiting")
 
 
+def _kill_the_busiest(
+    replicas: list[VllmReplica], futures: list[Future[Any]]
+) -> tuple[VllmReplica, VllmReplica, float]:
+    """Kill the replica busiest right now, once one is seen serving: (victim, survivor, its
+    requests in flight). Samples end early at random and the replicas' gauges trail the
+    clients, so one look can see both idle; the poll is bounded by the requests' own end."""
+    deadline = time.monotonic() + 120
+    while True:
+        loads = [_in_flight(r) for r in replicas]
+        if max(loads) >= 1:
+            break
+        pending = [f for f in futures if not f.done()]
+        assert pending, "every request ended before a replica was seen serving"
+        assert time.monotonic() < deadline, "no replica was seen serving within 120 s"
+        wait(pending, timeout=0.05, return_when=FIRST_COMPLETED)  # a bounded poll, not a sync
+    victim = replicas[loads.index(max(loads))]
+    survivor = replicas[1 - replicas.index(victim)]
+    victim.kill()
+    return victim, survivor, max(loads)
+
+
 def _is_replica_failure(error: Any) -> bool:
     """An OpenAI error body from Quorum saying the upstream failed (502) or none is left (503)."""
     body = getattr(error, "body", None)
@@ -209,12 +230,7 @@ def test_killed_replica_fails_only_its_requests_then_recovers(
         ]
         for _ in plan:
             assert started.acquire(timeout=120), "requests did not start"
-        # Some samples end early at random: the victim is the replica busiest right now.
-        loads = [_in_flight(r) for r in vllm_replicas]
-        victim = vllm_replicas[loads.index(max(loads))]
-        survivor = vllm_replicas[1 - vllm_replicas.index(victim)]
-        in_flight = max(loads)
-        victim.kill()
+        victim, survivor, in_flight = _kill_the_busiest(vllm_replicas, futures)
         outcomes = [f.result() for f in futures]
     failures = [o for o in outcomes if o is not None]
     print(f"\n[e2e] killed a replica with {in_flight:.0f} requests in flight: "

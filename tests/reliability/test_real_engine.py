@@ -27,7 +27,7 @@ import pytest
 from modelprep.embedded import default_cache_dir
 from modelprep.tiny import build_tiny_model
 from tests.e2e.server_process import ServerProcess
-from tests.reliability.test_processes import metric, poll, sse_events
+from tests.reliability.test_processes import poll, sse_events
 
 pytestmark = pytest.mark.engine
 TINY = "tiny-llama"
@@ -125,42 +125,71 @@ def test_sigterm_with_a_stream_in_flight(tiny: ServerProcess) -> None:
 
 def test_engine_death_fails_in_flight_requests_and_exits_nonzero(process_dir: Path) -> None:
     # The engine runs 16 sequences at once: with two 16-sample requests admitted, one waits in
-    # the engine's queue for a whole generation, so it is surely in flight at the kill.
-    server = tiny_server(process_dir, "tiny-kill", "--max-num-seqs", "16")
+    # the engine's queue for a whole generation, so it is surely in flight at the kill. Long
+    # generations (a 2048-token window) keep that state for many seconds, so a slow /metrics
+    # read on a busy machine cannot miss it; the kill comes as soon as it is seen.
+    server = tiny_server(
+        process_dir, "tiny-kill", "--max-num-seqs", "16", "--max-model-len", "2048"
+    )
+    body = {
+        "model": TINY,
+        "messages": [{"role": "user", "content": "tell a long story"}],
+        "max_tokens": 1800,
+        "n": 16,
+        "temperature": 1.0,
+    }
+    answers: list[httpx.Response | Exception] = []
+    posters: list[threading.Thread] = []
     try:
         base = server.base_url
-        body = {
-            "model": TINY,
-            "messages": [{"role": "user", "content": "tell a long story"}],
-            "max_tokens": 450,
-            "n": 16,
-            "temperature": 1.0,
-        }
-        answers: list[httpx.Response] = []
         # One client made up front: building one per thread costs seconds on a busy machine.
-        client = httpx.Client(base_url=base, timeout=120)
+        with (
+            httpx.Client(base_url=base, timeout=120) as client,
+            httpx.Client(base_url=base, timeout=30) as reader,
+        ):
 
-        def post() -> None:
-            answers.append(client.post("/v1/chat/completions", json=body))
+            def post() -> None:
+                try:
+                    answers.append(client.post("/v1/chat/completions", json=body))
+                except httpx.HTTPError as error:
+                    answers.append(error)
 
-        posters = [threading.Thread(target=post) for _ in range(3)]
-        for poster in posters:
-            poster.start()
-        poll(lambda: metric(base, "quorum_admitted_samples") >= 32, timeout=60)
-        cores = engine_core_pids(server)
-        assert cores, "vLLM runs its engine core in a child process"
-        for pid in cores:
-            os.kill(pid, signal.SIGKILL)
-        killed = time.monotonic()
-        for poster in posters:
-            poster.join(timeout=60)
-        client.close()
-        failed = [a for a in answers if a.status_code != 200]
+            def admitted() -> float:
+                return float(
+                    next(
+                        line.split()[1]
+                        for line in reader.get("/metrics").text.splitlines()
+                        if line.startswith("quorum_admitted_samples ")
+                    )
+                )
+
+            posters = [threading.Thread(target=post) for _ in range(3)]
+            for poster in posters:
+                poster.start()
+            poll(
+                lambda: admitted() >= 32 or not any(p.is_alive() for p in posters),
+                timeout=120,
+            )
+            assert any(p.is_alive() for p in posters), (
+                f"every request ended before two were in flight: {answers}\n{server.log_tail()}"
+            )
+            cores = engine_core_pids(server)
+            assert cores, "vLLM runs its engine core in a child process"
+            for pid in cores:
+                os.kill(pid, signal.SIGKILL)
+            killed = time.monotonic()
+            for poster in posters:
+                poster.join(timeout=60)
+        failed = [a for a in answers if isinstance(a, Exception) or a.status_code != 200]
         assert failed, "the request waiting in the engine must have failed"
         for answer in failed:
+            assert isinstance(answer, httpx.Response), answer
             assert answer.status_code in (500, 503), answer.text
             assert answer.json()["error"]["type"] == "server_error"
-        assert any(a.json()["error"]["code"] == "engine_error" for a in failed)
+        assert any(
+            isinstance(a, httpx.Response) and a.json()["error"]["code"] == "engine_error"
+            for a in failed
+        )
         # Not 200: 503 while it shuts down, or already gone (also unhealthy to an orchestrator).
         with contextlib.suppress(httpx.TransportError):
             assert httpx.get(f"{base}/health", timeout=2).status_code == 503
@@ -171,3 +200,5 @@ def test_engine_death_fails_in_flight_requests_and_exits_nonzero(process_dir: Pa
         assert "the engine died" in server.log_path.read_text()
     finally:
         server.stop(timeout=30)
+        for poster in posters:  # no request left running into the next test
+            poster.join(timeout=60)
