@@ -57,6 +57,13 @@ def add_item_options(parser: argparse.ArgumentParser, *, limit: int) -> None:
         help=f"per sample (default {DEFAULT_MAX_TOKENS})",
     )
     parser.add_argument("--quorum-url", default=None, help="use this Quorum, do not start one")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=None,
+        help="append to this results file, skipping the pairs it already answers, so that a run "
+        "stopped by its budget goes on where it stopped (default: a new file in the run's logs)",
+    )
 
 
 def chosen_items(args: Any) -> list[Item]:
@@ -79,10 +86,12 @@ def run_config(name: str, **fields: Any) -> RunConfig:
 
 @dataclass
 class Asked:
-    """What asking did: items planned and started, requests that failed, the budget."""
+    """What asking did: items planned, started and found already answered (``--results``),
+    requests that failed, the budget."""
 
     planned: int
     started: int = 0
+    already: int = 0
     failed: int = 0
     out_of_time: bool = False
 
@@ -104,6 +113,9 @@ async def ask_items(
                 break
             order = rotated(configs, index)
             done = await ask_pairs(client, [item], order, results, concurrency=1, progress=False)
+            if done.skipped == done.planned:
+                asked.already += 1
+                continue
             asked.started += 1
             asked.failed += done.failed
             print(
@@ -141,7 +153,7 @@ async def evaluate(args: Any, configs: Sequence[RunConfig], report: Report) -> R
     report needs to be read right (failures, the budget, where the results are)."""
     items = chosen_items(args)
     setup = setup_from(args)
-    results_path = setup.run_dir / RESULTS
+    results_path = args.results or setup.run_dir / RESULTS
     start, quorum = under_test(setup, "quorum", args.quorum_url)
     with running(start):
         async with client_for(quorum) as client:
@@ -149,14 +161,20 @@ async def evaluate(args: Any, configs: Sequence[RunConfig], report: Report) -> R
             await call(client, PRECISE, precise_body(WARM_UP, 2, 4, seed=1))  # not recorded
             asked = await ask_items(client, items, configs, results_path, Deadline(args.budget_s))
     report.figures["results"] = str(results_path)
-    report.figures["items"] = {"planned": asked.planned, "started": asked.started}
+    report.figures["items"] = {
+        "planned": asked.planned,
+        "started": asked.started,
+        "answered before": asked.already,
+    }
     if asked.failed:
         report.failures.append(
             f"{asked.failed} requests failed, the first: {first_error(results_path)}"
         )
     if asked.out_of_time:
         report.notes.append(
-            f"the {args.budget_s:.0f} s budget ran out: {asked.started} of {asked.planned} items"
+            f"the {args.budget_s:.0f} s budget ran out: {asked.started + asked.already} of "
+            f"{asked.planned} items ({asked.already} answered before, in {results_path}); "
+            "run again with the same --results to go on"
         )
     runs = await asyncio.to_thread(judged, results_path, [c.name for c in configs])
     if not next(iter(runs.values()), None):

@@ -113,6 +113,27 @@ async def test_no_item_starts_once_the_budget_is_spent(tmp_path: Path, checks: i
     assert len(asked_pairs(path)) == 2 * checks, "an item started is finished"
 
 
+async def test_a_run_on_the_same_results_goes_on_where_the_budget_stopped_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "results.jsonl"
+    asked_of: list[str] = []
+
+    def counting(question: str, body: dict[str, Any]) -> str:
+        asked_of.append(question)
+        return right_answer(question, body)
+
+    async with fake_quorum(counting) as client:
+        first = await ask_items(client, ITEMS, [GREEDY, VOTE], path, Countdown(1))
+        second = await ask_items(client, ITEMS, [GREEDY, VOTE], path, Countdown(99))
+    assert (first.started, first.out_of_time) == (1, True)
+    assert (second.already, second.started, second.out_of_time) == (1, 2, False)
+    assert asked_of.count(ITEMS[0].question) == 2, "the first item was not asked again"
+    assert sorted(asked_pairs(path)) == sorted(
+        (item.id, config) for item in ITEMS for config in ("greedy", "n4-t0.7")
+    )
+
+
 async def test_failures_are_counted_and_the_items_left_out(tmp_path: Path) -> None:
     def flaky(question: str, body: dict[str, Any]) -> str | None:
         vote_on_q1 = question == ITEMS[1].question and body["samples"] > 1
