@@ -16,6 +16,7 @@ import asyncio
 import math
 from collections.abc import Sequence
 
+from decoding.cancelling import cancel_and_wait
 from decoding.judge import Judge, JudgeFailed
 from decoding.math_check import check_math
 from decoding.verification import (
@@ -82,10 +83,9 @@ class SandboxVerifier:
             late: set[asyncio.Future[Check]] = set(tasks)
             try:
                 _, late = await asyncio.wait(tasks, timeout=self._settings.verify_budget_s)
-            finally:  # past the budget, or the caller left: stop (and kill) what still runs
-                for task in late:
-                    task.cancel()
-                await asyncio.gather(*late, return_exceptions=True)
+            finally:  # past the budget, or the caller left: stop (and kill) what still runs,
+                # each cancelled once, so that a second cancel cannot cut a worker's kill short
+                await cancel_and_wait(late)
         found = {answer: _outcome(task) for answer, task in zip(distinct, tasks, strict=True)}
         return [UNCHECKED if a is None else found[a] for a in answers]
 

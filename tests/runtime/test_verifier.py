@@ -3,6 +3,7 @@ check per distinct answer, nothing to check for a missing answer."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -56,3 +57,37 @@ async def test_a_check_past_the_judges_bounds(
     (check,) = await _verifier(tmp_path, CountingJudge(failure)).check(EQUATION, ["2"])
     assert (check.verified, check.status) == (verified, status)
     assert check.reason and failure in check.reason
+
+
+class KillingJudge(InProcessJudge):
+    """A judgement that never ends on its own and, when cancelled, takes a few turns of the
+    loop to kill its worker, as the judge pool does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.killed = 0
+
+    async def run(self, fn: Callable[..., _T], /, *args: Any) -> _T:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            for _ in range(5):
+                await asyncio.sleep(0)
+            self.killed += 1
+        raise AssertionError("unreachable")
+
+
+async def test_a_caller_cancelled_again_and_again_still_has_every_check_killed(
+    tmp_path: Path,
+) -> None:
+    judge = KillingJudge()
+    caller = asyncio.create_task(_verifier(tmp_path, judge).check(EQUATION, ["1", "2", "3"]))
+    await asyncio.sleep(0)  # the checks start
+    for _ in range(100):  # a cancel on every turn of the loop, as anyio's cancel scope does
+        await asyncio.sleep(0)
+        if caller.done():
+            break
+        caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    assert judge.killed == 3, "a second cancel cut a worker's kill short"
