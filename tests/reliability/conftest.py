@@ -71,7 +71,9 @@ class AsgiCall:
         self._sent = False
         scope = {
             "type": "http",
-            "asgi": {"version": "3.0", "spec_version": "2.4"},
+            # What uvicorn declares: Starlette then watches for the hang-up in a cancel scope
+            # that cancels the response body again on every turn of the loop until it ends.
+            "asgi": {"version": "3.0", "spec_version": "2.3"},
             "http_version": "1.1",
             "method": "POST",
             "scheme": "http",

@@ -15,6 +15,7 @@ import logging
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from decoding.cancelling import cancel_and_wait
 from server.api.middleware.common import is_public, record_of, send_error
 from server.errors import EngineUnavailable, QuorumError, RequestTimedOut
 from server.runtime.lifecycle import AbortReason, InflightRequest, Lifecycle
@@ -113,8 +114,7 @@ class _Guard:
             elif not done:
                 reason = "timeout"
             self.inflight.abort(reason)
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await cancel_and_wait([task])  # once: a second cancel would cut its clean-up short
             log.info("request aborted", extra={"reason": reason})
             if reason != "client_disconnect" and not self.finished:
                 await self._reply_after_abort(send, reason)
@@ -123,8 +123,7 @@ class _Guard:
                 if helper is not None:
                     helper.cancel()
             if not task.done():
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+                await cancel_and_wait([task])
 
     async def _watch(self, receive: Receive) -> None:
         """After the body, the only thing the client can still say is that it left."""
