@@ -9,6 +9,8 @@ that does not compile (which no schema can state; the fields' descriptions say i
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from decoding.verification import CodeSuite, MathCheck, VerifySpec
 from server.errors import InvalidRequest
 from server.runtime.settings import Settings
@@ -55,14 +57,24 @@ def _test(test: str | CallTest) -> object:
 
 def _compiles(verify: VerifyOptions) -> None:
     """400 for test code that is not Python (compiled only: nothing runs here)."""
-    sources: list[tuple[str, object]] = [
-        (f"verify.tests.{i}", t) for i, t in enumerate(verify.tests or ())
-    ]
-    sources.append(("verify.test_file", verify.test_file))
+    found = uncompiled_source(verify.tests or (), verify.test_file)
+    if found is not None:
+        param, error = found
+        raise InvalidRequest(f"{param} is not valid Python: {error}", param=param)
+
+
+def uncompiled_source(tests: Iterable[object], test_file: object) -> tuple[str, str] | None:
+    """The first test source that does not compile, as (its ``param``, the compiler's error),
+    else None. Sources are the string tests (``verify.tests.<i>``), then ``verify.test_file``;
+    anything else (a call test, a missing file) is not source. Plain values, so that a raw
+    request body can be asked too (the fuzz test does)."""
+    sources: list[tuple[str, object]] = [(f"verify.tests.{i}", t) for i, t in enumerate(tests)]
+    sources.append(("verify.test_file", test_file))
     for param, source in sources:
         if not isinstance(source, str):
             continue
         try:
             compile(source, param, "exec", dont_inherit=True)
         except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
-            raise InvalidRequest(f"{param} is not valid Python: {exc}", param=param) from None
+            return param, str(exc)
+    return None

@@ -28,6 +28,7 @@ from schemathesis.openapi.checks import RejectedPositiveData
 
 from server.api.app import create_app
 from server.engines.scripted import ScriptedEngine
+from server.serving.verify_plan import uncompiled_source
 from tests.reliability.conftest import make_settings
 
 pytestmark = pytest.mark.fuzz
@@ -70,23 +71,13 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=config)
 
 def first_source_not_compiling(body: object) -> str | None:
     """The ``param`` of the first ``verify`` test source that is not Python, as the plan names
-    it (``verify.tests.<i>``, then ``verify.test_file``); None when all compile."""
+    it; None when all compile (or the body has no such sources)."""
     verify = body.get("verify") if isinstance(body, dict) else None
     if not isinstance(verify, dict):
         return None
     tests = verify.get("tests")
-    sources = [
-        (f"verify.tests.{i}", t) for i, t in enumerate(tests if isinstance(tests, list) else [])
-    ]
-    sources.append(("verify.test_file", verify.get("test_file")))
-    for param, source in sources:
-        if not isinstance(source, str):
-            continue
-        try:
-            compile(source, param, "exec", dont_inherit=True)
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            return param
-    return None
+    found = uncompiled_source(tests if isinstance(tests, list) else [], verify.get("test_file"))
+    return None if found is None else found[0]
 
 
 @schema.hook
