@@ -8,6 +8,7 @@ import asyncio
 import pytest
 
 from decoding.cancelling import cancel_and_wait
+from tests.cancel_storm import cancel_on_every_turn
 
 CLEAN_UP_TURNS = 5
 
@@ -27,13 +28,7 @@ async def test_the_tasks_clean_up_even_while_the_caller_is_cancelled_again() -> 
     tasks = [asyncio.create_task(cleans_up_slowly(log)) for _ in range(3)]
     await asyncio.sleep(0)  # the tasks start
     caller = asyncio.create_task(cancel_and_wait(tasks))
-    for _ in range(100):  # a cancel on every turn of the loop, as anyio's cancel scope does
-        await asyncio.sleep(0)
-        if caller.done():
-            break
-        caller.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await caller
+    await cancel_on_every_turn(caller)
     assert log == ["cleaned up"] * 3
     assert [t.cancelling() for t in tasks] == [1, 1, 1], "each cancelled once, never again"
 

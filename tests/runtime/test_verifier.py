@@ -13,6 +13,7 @@ import pytest
 from decoding.judge import Failure, InProcessJudge, JudgeFailed
 from decoding.verification import UNCHECKED, MathCheck
 from server.runtime.verifier import SandboxVerifier, code_runner
+from tests.cancel_storm import cancel_on_every_turn
 from tests.inprocess import make_settings
 
 _T = TypeVar("_T")
@@ -83,11 +84,5 @@ async def test_a_caller_cancelled_again_and_again_still_has_every_check_killed(
     judge = KillingJudge()
     caller = asyncio.create_task(_verifier(tmp_path, judge).check(EQUATION, ["1", "2", "3"]))
     await asyncio.sleep(0)  # the checks start
-    for _ in range(100):  # a cancel on every turn of the loop, as anyio's cancel scope does
-        await asyncio.sleep(0)
-        if caller.done():
-            break
-        caller.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await caller
+    await cancel_on_every_turn(caller)
     assert judge.killed == 3, "a second cancel cut a worker's kill short"
