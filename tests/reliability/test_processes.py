@@ -45,9 +45,11 @@ def poll(condition: object, timeout: float = 5.0) -> float:
     return time.monotonic() - start
 
 
-def metric(base_url: str, name: str) -> float:
-    """One unlabelled metric of a running server."""
-    for line in httpx.get(f"{base_url}/metrics", timeout=5).text.splitlines():
+def metric(base_url: str, name: str, client: httpx.Client | None = None) -> float:
+    """One unlabelled metric of a running server (read through ``client`` if given: a poll
+    that reads often saves building a client per read on a busy machine)."""
+    get = httpx.get if client is None else client.get
+    for line in get(f"{base_url}/metrics", timeout=5).text.splitlines():
         if line.startswith(name + " "):
             return float(line.split()[1])
     raise AssertionError(f"{name} not exported")

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -27,7 +28,7 @@ import pytest
 from modelprep.embedded import default_cache_dir
 from modelprep.tiny import build_tiny_model
 from tests.e2e.server_process import ServerProcess
-from tests.reliability.test_processes import poll, sse_events
+from tests.reliability.test_processes import metric, poll, sse_events
 
 pytestmark = pytest.mark.engine
 TINY = "tiny-llama"
@@ -39,6 +40,19 @@ def tiny_server(run_dir: Path, name: str, *extra: str) -> ServerProcess:
     model = build_tiny_model(default_cache_dir() / "test-models" / "tiny-llama")
     args = ["--model", str(model), "--served-name", TINY, "--max-model-len", "512", *extra]
     return ServerProcess(args, run_dir / f"{name}.log", env={"TMPDIR": str(run_dir)})
+
+
+def long_story(max_tokens: int, **extra: Any) -> dict[str, Any]:
+    """A chat request of 16 samples at temperature 1.0, up to ``max_tokens`` each: long
+    enough to be in flight when the test acts."""
+    return {
+        "model": TINY,
+        "messages": [{"role": "user", "content": "tell a long story"}],
+        "max_tokens": max_tokens,
+        "n": 16,
+        "temperature": 1.0,
+        **extra,
+    }
 
 
 def engine_core_pids(server: ServerProcess) -> list[int]:
@@ -89,14 +103,7 @@ def test_sigterm_with_a_stream_in_flight(tiny: ServerProcess) -> None:
         timeout=60,
     )
     assert canary.status_code == 200
-    body = {
-        "model": TINY,
-        "messages": [{"role": "user", "content": "tell a long story"}],
-        "max_tokens": 400,
-        "n": 16,
-        "temperature": 1.0,
-        "stream": True,
-    }
+    body = long_story(max_tokens=400, stream=True)
     with (
         httpx.Client(base_url=base, timeout=120) as client,
         client.stream("POST", "/v1/chat/completions", json=body) as stream,
@@ -131,13 +138,7 @@ def test_engine_death_fails_in_flight_requests_and_exits_nonzero(process_dir: Pa
     server = tiny_server(
         process_dir, "tiny-kill", "--max-num-seqs", "16", "--max-model-len", "2048"
     )
-    body = {
-        "model": TINY,
-        "messages": [{"role": "user", "content": "tell a long story"}],
-        "max_tokens": 1800,
-        "n": 16,
-        "temperature": 1.0,
-    }
+    body = long_story(max_tokens=1800)
     answers: list[httpx.Response | Exception] = []
     posters: list[threading.Thread] = []
     try:
@@ -145,7 +146,7 @@ def test_engine_death_fails_in_flight_requests_and_exits_nonzero(process_dir: Pa
         # One client made up front: building one per thread costs seconds on a busy machine.
         with (
             httpx.Client(base_url=base, timeout=120) as client,
-            httpx.Client(base_url=base, timeout=30) as reader,
+            httpx.Client() as reader,  # metric() sets its own timeout
         ):
 
             def post() -> None:
@@ -154,20 +155,14 @@ def test_engine_death_fails_in_flight_requests_and_exits_nonzero(process_dir: Pa
                 except httpx.HTTPError as error:
                     answers.append(error)
 
-            def admitted() -> float:
-                return float(
-                    next(
-                        line.split()[1]
-                        for line in reader.get("/metrics").text.splitlines()
-                        if line.startswith("quorum_admitted_samples ")
-                    )
-                )
-
             posters = [threading.Thread(target=post) for _ in range(3)]
             for poster in posters:
                 poster.start()
             poll(
-                lambda: admitted() >= 32 or not any(p.is_alive() for p in posters),
+                lambda: (
+                    metric(base, "quorum_admitted_samples", reader) >= 32
+                    or not any(p.is_alive() for p in posters)
+                ),
                 timeout=120,
             )
             assert any(p.is_alive() for p in posters), (
